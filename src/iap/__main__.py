@@ -1,0 +1,3 @@
+from iap.cli.main import main
+
+main()

@@ -1,0 +1,106 @@
+"""Administration (role ``admin``): users."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from iap.admin.schemas import UserPage, UserStatusIn
+from iap.analysis import service as analysis_service
+from iap.analysis.errors import JobNotFailed, JobNotFound
+from iap.analysis.models import AnalysisJob, JobStatus
+from iap.analysis.schemas import FailedJob, FailedJobPage, RetryOut
+from iap.auth import service as auth_service
+from iap.auth.deps import AdminUser
+from iap.auth.schemas import UserOut
+from iap.deps import AppServices, DbSession
+from iap.errors import AppError
+from iap.images.schemas import MAX_PAGE, AnalysisSummary
+
+router = APIRouter(
+    prefix="/admin", tags=["admin"], responses={403: {"description": "Not an admin"}}
+)
+
+
+class CannotDisableSelf(AppError):
+    status = 400
+    code = "cannot_disable_self"
+    detail = "Admins cannot disable their own account."
+
+
+@router.get("/users", response_model=UserPage)
+async def list_users(
+    admin: AdminUser,
+    session: DbSession,
+    skip: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> UserPage:
+    """Every account, oldest first."""
+    total, users = await auth_service.list_users(session, page=skip, limit=limit)
+    return UserPage(
+        total=total, skip=skip, limit=limit, data=[UserOut.model_validate(u) for u in users]
+    )
+
+
+@router.patch(
+    "/users/{user_id}", response_model=UserOut, responses={404: {"description": "No such user"}}
+)
+async def set_user_status(
+    user_id: uuid.UUID, body: UserStatusIn, admin: AdminUser, session: DbSession
+) -> UserOut:
+    """Disable (or re-enable) an account. A disabled user's tokens and API keys stop working at
+    once and their refresh tokens are revoked."""
+    if user_id == admin.id and not body.is_active:
+        raise CannotDisableSelf()
+    user = await auth_service.set_user_active(session, user_id, body.is_active)
+    return UserOut.model_validate(user)
+
+
+@router.get("/jobs/failed", response_model=FailedJobPage)
+async def list_failed_jobs(
+    admin: AdminUser,
+    session: DbSession,
+    skip: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> FailedJobPage:
+    """Dead analysis jobs (every retry used up), newest first, with their errors."""
+    total, rows = await analysis_service.failed_jobs(session, page=skip, limit=limit)
+    data = [
+        FailedJob(
+            job=AnalysisSummary.model_validate(job),
+            image_id=image.id,
+            user_id=image.user_id,
+            original_filename=image.original_filename,
+        )
+        for job, image in rows
+    ]
+    return FailedJobPage(total=total, skip=skip, limit=limit, data=data)
+
+
+@router.post("/jobs/failed/retry", response_model=RetryOut)
+async def retry_all_failed(admin: AdminUser, session: DbSession, services: AppServices) -> RetryOut:
+    """Queue every failed job again."""
+    retried = await analysis_service.retry_failed(session, services.cache, None)
+    await analysis_service.dispatch(session, services.queue, services.notifier, retried)
+    return RetryOut(retried=[queued.job_id for queued in retried])
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    response_model=RetryOut,
+    responses={404: {"description": "No such job"}, 409: {"description": "Job not failed"}},
+)
+async def retry_job(
+    job_id: uuid.UUID, admin: AdminUser, session: DbSession, services: AppServices
+) -> RetryOut:
+    """Queue one failed job again (its attempts start from zero)."""
+    job = await session.get(AnalysisJob, job_id)
+    if job is None:
+        raise JobNotFound()
+    if job.status != JobStatus.FAILED:
+        raise JobNotFailed(f"The job is {job.status.value}; only failed jobs can be retried.")
+    retried = await analysis_service.retry_failed(session, services.cache, [job_id])
+    await analysis_service.dispatch(session, services.queue, services.notifier, retried)
+    return RetryOut(retried=[queued.job_id for queued in retried])

@@ -1,0 +1,77 @@
+"""One analysis pass: decode once, run each analyser, isolate failures, time everything."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Literal
+
+from PIL import UnidentifiedImageError
+
+from iap.analysis.analysers.base import Analyser, DerivedFile
+from iap.analysis.decode import DecodedImage, decode
+
+log = logging.getLogger(__name__)
+
+
+class UndecodableImage(Exception):
+    """The original cannot be decoded, so no analyser can run."""
+
+
+OutcomeStatus = Literal["succeeded", "failed", "unavailable"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    analyser: str
+    version: int
+    status: OutcomeStatus
+    result: dict[str, Any] | None
+    error: str | None
+    duration_ms: float
+    files: Mapping[str, DerivedFile] = field(default_factory=dict)
+
+
+def run_pass(source: BinaryIO, analysers: Iterable[Analyser]) -> tuple[float, list[Outcome]]:
+    """Decode ``source`` once and run ``analysers`` on it. Returns the decode time (ms) and one
+    outcome per analyser; an analyser that raises is recorded as failed and the others go on.
+
+    A decode failure raises: without pixels no analyser can run.
+    """
+    started = time.perf_counter()
+    try:
+        decoded = decode(source)
+    except UnidentifiedImageError:
+        raise UndecodableImage(
+            "the stored original is not an image in a supported format"
+        ) from None
+    except Exception as exc:
+        raise UndecodableImage(f"the stored original could not be decoded: {exc}") from exc
+    decode_ms = (time.perf_counter() - started) * 1000
+    return decode_ms, [run_one(analyser, decoded) for analyser in analysers]
+
+
+def run_one(analyser: Analyser, decoded: DecodedImage) -> Outcome:
+    reason = analyser.unavailable()
+    if reason is not None:
+        return Outcome(analyser.name, analyser.version, "unavailable", None, reason, 0.0)
+    started = time.perf_counter()
+    try:
+        output = analyser.analyse(decoded)
+    except Exception as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        log.warning("analyser %s failed: %s: %s", analyser.name, type(exc).__name__, exc)
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        return Outcome(analyser.name, analyser.version, "failed", None, error, elapsed)
+    elapsed = (time.perf_counter() - started) * 1000
+    return Outcome(
+        analyser.name,
+        analyser.version,
+        "succeeded",
+        output.result.model_dump(mode="json"),
+        None,
+        elapsed,
+        output.files,
+    )

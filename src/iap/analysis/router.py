@@ -1,0 +1,129 @@
+"""Analysis routes: results, re-analysis, thumbnails, the analyser catalogue."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response, status
+
+from iap.analysis import service
+from iap.analysis.analysers import ANALYSERS, by_name
+from iap.analysis.errors import ThumbnailNotReady, UnknownAnalyser
+from iap.analysis.schemas import (
+    AnalyseIn,
+    AnalyserInfo,
+    AnalyserResultOut,
+    AnalysisOut,
+    ThumbnailSize,
+)
+from iap.auth.deps import CurrentUser
+from iap.deps import AppServices, DbSession
+from iap.images.schemas import AnalysisSummary
+from iap.images.service import get_owned_image
+from iap.storage import BlobNotFound
+
+router = APIRouter(tags=["analysis"])
+
+_OWNED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated"},
+    403: {"description": "The image belongs to another user"},
+    404: {"description": "No image has that id"},
+}
+
+
+@router.get("/analysers", response_model=list[AnalyserInfo])
+async def list_analysers(user: CurrentUser, services: AppServices) -> list[AnalyserInfo]:
+    """Every analyser, its version, and whether it can run on this server."""
+    disabled = services.settings.disabled_analyser_names
+    infos = []
+    for analyser in ANALYSERS:
+        reason = (
+            "disabled by the server's configuration (IAP_DISABLED_ANALYSERS)"
+            if analyser.name in disabled
+            else analyser.unavailable()
+        )
+        infos.append(
+            AnalyserInfo(
+                name=analyser.name,
+                version=analyser.version,
+                available=reason is None,
+                reason=reason,
+            )
+        )
+    return infos
+
+
+@router.get("/image/{image_id}/analysis", response_model=AnalysisOut, responses=_OWNED)
+async def get_analysis(image_id: uuid.UUID, user: CurrentUser, session: DbSession) -> AnalysisOut:
+    """The image's analysis job status and every analyser's latest result."""
+    image = await get_owned_image(session, user, image_id)
+    results = await service.results_of(session, image.id)
+    return AnalysisOut(
+        image_id=image.id,
+        job=AnalysisSummary.model_validate(image.job) if image.job else None,
+        results={r.analyser: AnalyserResultOut.model_validate(r) for r in results},
+    )
+
+
+@router.post(
+    "/image/{image_id}/analyze",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AnalysisSummary,
+    responses={**_OWNED, 422: {"description": "Unknown analyser name"}},
+)
+async def analyse_again(
+    image_id: uuid.UUID,
+    user: CurrentUser,
+    session: DbSession,
+    services: AppServices,
+    body: Annotated[AnalyseIn | None, Body()] = None,
+) -> AnalysisSummary:
+    """Queue the image for analysis again, by every analyser or the named ones."""
+    names = body.analysers if body else None
+    if names is not None:
+        try:
+            by_name(names)
+        except KeyError as exc:
+            raise UnknownAnalyser(
+                f"Unknown analysers: {exc.args[0]}. See GET /analysers."
+            ) from None
+        if off := sorted(set(names) & services.settings.disabled_analyser_names):
+            detail = f"Disabled on this server: {', '.join(off)}. See GET /analysers."
+            raise UnknownAnalyser(detail)
+    job = await service.request_analysis(session, services.cache, user, image_id, names)
+    queued = service.Queued(job.id, job.image_id, user.id)
+    await service.dispatch(session, services.queue, services.notifier, [queued])
+    return AnalysisSummary.model_validate(job)
+
+
+@router.get(
+    "/image/{image_id}/thumbnail",
+    responses={
+        **_OWNED,
+        200: {"content": {"image/webp": {}}, "description": "The WebP thumbnail"},
+    },
+    response_class=Response,
+)
+async def get_thumbnail(
+    image_id: uuid.UUID,
+    user: CurrentUser,
+    session: DbSession,
+    services: AppServices,
+    size: Annotated[ThumbnailSize, Query(description="Long side in pixels.")] = ThumbnailSize.SMALL,
+) -> Response:
+    """A WebP thumbnail (made by the analysis; never larger than the original)."""
+    image = await get_owned_image(session, user, image_id)
+    key = service.derivative_key(image.id, f"thumb-{size.value}.webp")
+    try:
+        data = await services.storage.read_all(key)
+    except BlobNotFound:
+        raise ThumbnailNotReady() from None
+    return Response(
+        data,
+        media_type="image/webp",
+        headers={
+            "Cache-Control": "private, max-age=86400",
+            "ETag": f'"{image.sha256}-{size.value}"',
+        },
+    )

@@ -1,0 +1,234 @@
+"""The FastAPI application: wiring of settings, database, storage, cache and routers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from anyio import CapacityLimiter, to_thread
+from fastapi import FastAPI, Request
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from iap import __version__, migrations
+from iap.admin.router import router as admin_router
+from iap.analysis.analysers import ANALYSERS
+from iap.analysis.router import router as analysis_router
+from iap.analysis.worker import WorkerRuntime
+from iap.auth.router import router as auth_router
+from iap.cache import Cache, MemoryCache, RedisBreaker, RedisCache, create_redis
+from iap.config import ConfigError, Settings, load_settings
+from iap.db import create_engine, create_sessionmaker
+from iap.deps import Services
+from iap.errors import install_error_handlers
+from iap.events.bus import EventBus, MemoryBus, RedisBus
+from iap.events.router import router as events_router
+from iap.events.router import webhooks as webhooks_router
+from iap.events.service import Notifier
+from iap.images import service as image_service
+from iap.images.router import router as images_router
+from iap.queue import AnalysisQueue
+from iap.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from iap.storage import StorageUnavailable, create_storage
+
+log = logging.getLogger(__name__)
+
+ORPHAN_GRACE = timedelta(hours=1)
+
+DESCRIPTION = """
+Upload images, have them analysed, and find them again.
+
+Authenticate with `POST /login` (OAuth2 password form) and send
+`Authorization: Bearer <access_token>`, or create an API key at `POST /me/api-keys` and send it
+as `X-API-Key`. Every error body is `{"detail": "...", "code": "..."}`.
+"""
+
+
+async def build_services(settings: Settings) -> Services:
+    """Connect everything; raise ``ConfigError`` with one clear line when something cannot work."""
+    unknown = settings.disabled_analyser_names - {a.name for a in ANALYSERS}
+    if unknown:
+        raise ConfigError(
+            f"IAP_DISABLED_ANALYSERS names unknown analysers: {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(a.name for a in ANALYSERS)})"
+        )
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await _prepare_schema(settings, engine)
+        storage = create_storage(settings)
+        try:
+            await storage.check()
+        except StorageUnavailable as exc:
+            raise ConfigError(f"storage {settings.resolved_storage_url}: {exc.detail}") from None
+    except BaseException:
+        await engine.dispose()
+        raise
+    cache: Cache
+    limiter: RateLimiter
+    events: EventBus
+    if settings.redis_url:
+        redis = create_redis(settings.redis_url)
+        breaker = RedisBreaker()
+        cache = RedisCache(redis, settings.redis_prefix, breaker)
+        limiter = RedisRateLimiter(redis, settings.redis_prefix, breaker)
+        events = RedisBus(redis, settings.redis_prefix)
+        try:
+            await cache.check()
+        except Exception as exc:  # the cache is optional: start, and say so
+            log.warning(
+                "redis at %s is unreachable (%s); running without cache until it is back",
+                settings.redis_url,
+                exc,
+            )
+    else:
+        cache, limiter, events = MemoryCache(), MemoryRateLimiter(), MemoryBus()
+    sessions = create_sessionmaker(engine)
+    queue = AnalysisQueue(settings)
+    return Services(
+        queue=queue,
+        events=events,
+        notifier=Notifier(sessions, events, queue),
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        storage=storage,
+        cache=cache,
+        limiter=limiter,
+        decode_slots=CapacityLimiter(settings.decode_concurrency),
+    )
+
+
+async def _prepare_schema(settings: Settings, engine: AsyncEngine) -> None:
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    where = f"database {engine.url.render_as_string()}"
+    try:
+        if settings.should_auto_migrate:
+            await migrations.upgrade(engine)
+            return
+        current = await migrations.current_revision(engine)
+    except (OSError, sa_exc.DBAPIError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise ConfigError(f"{where}: cannot be used ({reason})") from None
+    head = migrations.head_revision()
+    if current != head:
+        raise ConfigError(
+            f"{where}: the schema is at revision {current or 'none'} but this iap needs {head}; "
+            "run `iap migrate` first"
+        )
+
+
+async def close_services(services: Services) -> None:
+    await to_thread.run_sync(services.queue.close)
+    await services.events.close()
+    await services.cache.close()
+    await services.storage.close()
+    await services.engine.dispose()
+
+
+async def _sweep_orphans(services: Services) -> None:
+    try:
+        async with services.sessions() as session:
+            await image_service.sweep_orphan_blobs(
+                session, services.storage, older_than=ORPHAN_GRACE
+            )
+    except Exception:
+        log.exception("orphan blob sweep failed; it runs again at the next start")
+
+
+class SecurityHeaders:
+    """Adds ``X-Content-Type-Options: nosniff`` everywhere: browsers must never guess a type."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"no-referrer"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Without ``settings`` they are read from the environment."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await build_services(settings)
+        app.state.services = services
+        tasks: list[asyncio.Task[None]] = []
+        # One process owns an embedded install, so it tidies up at start; scaled deployments
+        # run `iap gc` on a schedule instead of every replica listing the bucket at each start.
+        if settings.is_sqlite:
+            tasks.append(asyncio.create_task(_sweep_orphans(services)))
+        worker = None
+        if services.queue.in_process:
+            runtime = WorkerRuntime(services, services.queue, asyncio.get_running_loop())
+            runtime.install()
+            worker = services.queue.worker(settings.worker_threads)
+            worker.start()
+            # The in-memory broker starts empty: hand it every unfinished job first.
+            tasks.append(asyncio.create_task(runtime.reconcile_forever(first_everything=True)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            if worker is not None:
+                # In a thread: in-flight jobs still need this loop to record their results.
+                await to_thread.run_sync(worker.stop)
+            await close_services(services)
+
+    app = FastAPI(
+        title="iap — Image Analysis Platform",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
+    app.include_router(auth_router)
+    app.include_router(images_router)
+    app.include_router(analysis_router)
+    app.include_router(admin_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
+
+    @app.get("/", tags=["service"])
+    async def service_info() -> dict[str, Any]:
+        """What this service is, its version and where its docs are."""
+        return {
+            "name": "iap",
+            "description": "Image Analysis Platform",
+            "version": __version__,
+            "docs": "/docs",
+        }
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["service"], responses={503: {"description": "A dependency is down"}})
+    async def readyz(request: Request) -> Any:
+        """Ready: the database, storage and cache answer."""
+        from iap.readiness import check_ready
+
+        return await check_ready(request.app.state.services)
+
+    return app

@@ -1,0 +1,50 @@
+"""Who is calling: ``CurrentUser`` (bearer JWT or API key) and ``AdminUser``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from iap.auth import service
+from iap.auth.errors import AdminRequired, NotAuthenticated
+from iap.auth.models import Role, User
+from iap.auth.security import API_KEY_PREFIX
+from iap.deps import AppServices, DbSession
+
+# auto_error=False: missing credentials get our error body, not FastAPI's.
+_bearer = OAuth2PasswordBearer(tokenUrl="/login", auto_error=False)
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key from /me/api-keys."
+)
+
+
+async def current_user(
+    request: Request,
+    session: DbSession,
+    services: AppServices,
+    token: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> User:
+    """Accept ``Authorization: Bearer <access JWT or API key>`` or ``X-API-Key: <key>``."""
+    if api_key:
+        user = await service.user_from_api_key(session, api_key)
+    elif token and token.startswith(API_KEY_PREFIX):
+        user = await service.user_from_api_key(session, token)
+    elif token:
+        user = await service.user_from_access_token(session, services.settings, token)
+    else:
+        raise NotAuthenticated()
+    request.state.user_id = user.id
+    return user
+
+
+async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    if user.role != Role.ADMIN:
+        raise AdminRequired()
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]

@@ -1,0 +1,166 @@
+"""Sign-up, login, tokens, the caller's own account and API keys."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from iap.auth import service
+from iap.auth.deps import CurrentUser
+from iap.auth.schemas import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyOut,
+    RefreshIn,
+    SignupIn,
+    TokenPair,
+    UserOut,
+    UserUpdate,
+)
+from iap.config import parse_rate
+from iap.deps import AppServices, DbSession
+from iap.images.service import purge_user_images
+from iap.ratelimit import enforce
+
+router = APIRouter(tags=["users"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Username or email already registered"},
+    429: {"description": "Too many attempts"},
+}
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/signup", status_code=status.HTTP_201_CREATED, response_model=UserOut, responses=_ERRORS
+)
+async def signup(
+    body: SignupIn, request: Request, session: DbSession, services: AppServices
+) -> UserOut:
+    """Create an account. The password is stored only as an argon2 hash."""
+    settings = services.settings
+    await enforce(
+        services.limiter,
+        f"signup:{_client_address(request)}",
+        parse_rate(settings.signup_rate_limit),
+        "sign-ups from this address",
+    )
+    user = await service.create_user(
+        session, username=body.username, email=str(body.email), password=body.password
+    )
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses={
+        401: {"description": "Incorrect username or password"},
+        403: {"description": "Account disabled"},
+        429: {"description": "Too many attempts"},
+    },
+)
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    session: DbSession,
+    services: AppServices,
+) -> TokenPair:
+    """Trade a username and password (OAuth2 password form) for an access and a refresh token.
+
+    The access token is short-lived (``expires_in`` seconds); use ``/token/refresh`` for a new one.
+    """
+    settings = services.settings
+    await enforce(
+        services.limiter,
+        f"login:{_client_address(request)}:{form.username.lower()}",
+        parse_rate(settings.login_rate_limit),
+        "login attempts",
+    )
+    user = await service.authenticate(session, form.username, form.password)
+    return await service.issue_tokens(session, settings, user)
+
+
+@router.post(
+    "/token/refresh",
+    response_model=TokenPair,
+    responses={401: {"description": "Invalid, used or revoked refresh token"}},
+)
+async def refresh(body: RefreshIn, session: DbSession, services: AppServices) -> TokenPair:
+    """Trade a refresh token for a new pair. Each refresh token works once (rotation); replaying
+    a used one revokes that whole login."""
+    return await service.rotate_refresh_token(session, services.settings, body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(
+    body: RefreshIn, user: CurrentUser, session: DbSession, services: AppServices
+) -> Response:
+    """Revoke the refresh token (and every token rotated from the same login)."""
+    await service.revoke_refresh_token(session, services.settings, user, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me", response_model=UserOut)
+async def me(user: CurrentUser) -> UserOut:
+    """The calling user's account."""
+    return UserOut.model_validate(user)
+
+
+@router.patch(
+    "/me",
+    response_model=UserOut,
+    responses={400: {"description": "Email taken or wrong current password"}},
+)
+async def update_me(body: UserUpdate, user: CurrentUser, session: DbSession) -> UserOut:
+    """Change your email or password. A new password needs ``current_password`` and ends every
+    other login (their refresh tokens are revoked)."""
+    updated = await service.update_user(
+        session,
+        user,
+        email=str(body.email) if body.email else None,
+        password=body.password,
+        current_password=body.current_password,
+    )
+    return UserOut.model_validate(updated)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_me(user: CurrentUser, session: DbSession, services: AppServices) -> Response:
+    """Delete your account with every image, stored file and result. This cannot be undone."""
+    await purge_user_images(session, services.storage, services.cache, user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/me/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+async def create_api_key(body: ApiKeyIn, user: CurrentUser, session: DbSession) -> ApiKeyCreated:
+    """Create an API key for scripts (send it as ``X-API-Key`` or as a bearer token).
+    The key is in this response only; iap keeps just its hash."""
+    api_key, secret = await service.create_api_key(session, user, body.name)
+    return ApiKeyCreated(
+        id=api_key.id,
+        name=api_key.name,
+        prefix=api_key.prefix,
+        created_at=api_key.created_at,
+        last_used_at=api_key.last_used_at,
+        key=secret,
+    )
+
+
+@router.get("/me/api-keys", response_model=list[ApiKeyOut])
+async def list_api_keys(user: CurrentUser, session: DbSession) -> list[ApiKeyOut]:
+    """Your API keys (names and prefixes; never the keys themselves)."""
+    return [ApiKeyOut.model_validate(k) for k in await service.list_api_keys(session, user)]
+
+
+@router.delete("/me/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_api_key(key_id: uuid.UUID, user: CurrentUser, session: DbSession) -> Response:
+    """Delete an API key; requests using it fail from now on."""
+    await service.delete_api_key(session, user, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,372 @@
+"""The ``iap`` command: run the service, manage the database and users, upload images."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from iap.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from iap.client import IapClient
+    from iap.deps import Services
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="iap — Image Analysis Platform.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
+
+IMAGE_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".png",
+    ".webp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".heic",
+    ".heif",
+    ".avif",
+}
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Connect everything, run ``work``, disconnect. A misconfiguration (bad setting,
+    unreachable database or store, schema behind) exits 2 with its one line."""
+    from iap.app import build_services, close_services
+
+    async def run() -> T:
+        services = await build_services(settings)
+        try:
+            return await work(services)
+        finally:
+            await close_services(services)
+
+    try:
+        return asyncio.run(run())
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+async def _nothing(services: Services) -> None:
+    """For a pre-flight check: connecting is the whole test."""
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address [default: IAP_HOST or 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: IAP_PORT or 8000].")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+) -> None:
+    """Run the API (and, on embedded defaults, everything else) in this process."""
+    import uvicorn
+
+    settings = _settings()
+    _with_services(settings, _nothing)  # misconfiguration stops here with one line
+    console.print(
+        f"iap on http://{host or settings.host}:{port or settings.port}  "
+        f"(docs: /docs, data: {settings.resolved_database_url.split('://')[0]}, "
+        f"storage: {settings.resolved_storage_url.split('://')[0]})"
+    )
+    uvicorn.run(
+        "iap.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    processes: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Threads per process [IAP_WORKER_THREADS].")
+    ] = None,
+) -> None:
+    """Consume analysis jobs from the broker (IAP_BROKER_URL) until SIGTERM/SIGINT."""
+    import multiprocessing
+
+    from iap.analysis.worker import run_worker
+
+    settings = _settings()
+    if settings.broker_url is None:
+        raise _fail(
+            "IAP_BROKER_URL is not set: without a broker, analysis runs inside `iap serve`", 2
+        )
+    _with_services(settings, _nothing)
+    count = threads or settings.worker_threads
+    if processes == 1:
+        run_worker(settings, count)
+        return
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=run_worker, args=(settings, count), name=f"iap-worker-{i}")
+        for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        child.join()
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply database migrations (a release step on PostgreSQL; automatic on SQLite)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from iap import migrations
+    from iap.db import create_engine
+
+    settings = _settings()
+
+    async def run() -> tuple[str | None, str | None]:
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            before = await migrations.current_revision(engine)
+            await migrations.upgrade(engine, revision)
+            return before, await migrations.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        before, after = asyncio.run(run())
+    except (OSError, DBAPIError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise _fail(f"the database cannot be used: {reason}") from None
+    console.print(f"database schema: {before or 'empty'} -> {after}")
+
+
+@app.command("create-user")
+def create_user(
+    username: str,
+    email: Annotated[str, typer.Option(prompt=True)],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, envvar="IAP_NEW_USER_PASSWORD"
+        ),
+    ],
+    admin: Annotated[bool, typer.Option("--admin", help="Give the user the admin role.")] = False,
+) -> None:
+    """Create an account directly in the database (the way to make the first admin)."""
+    from pydantic import ValidationError
+
+    from iap.auth.models import Role
+    from iap.auth.schemas import SignupIn
+    from iap.auth.service import create_user as create
+    from iap.errors import AppError
+
+    settings = _settings()
+    try:
+        SignupIn(username=username, email=email, password=password)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"{first['loc'][-1]}: {first['msg']}", 2) from None
+
+    async def run(services: Services) -> str:
+        async with services.sessions() as session:
+            user = await create(
+                session,
+                username=username,
+                email=email,
+                password=password,
+                role=Role.ADMIN if admin else Role.USER,
+            )
+            return str(user.id)
+
+    try:
+        user_id = _with_services(settings, run)
+    except AppError as exc:
+        raise _fail(exc.detail) from None
+    console.print(f"created {'admin' if admin else 'user'} {username} ({user_id})")
+
+
+@app.command()
+def gc(
+    grace_minutes: Annotated[int, typer.Option(min=0, help="Keep blobs younger than this.")] = 60,
+) -> None:
+    """Delete stored originals that no image references (left by interrupted uploads)."""
+    from iap.images.service import sweep_orphan_blobs
+
+    async def run(services: Services) -> int:
+        async with services.sessions() as session:
+            return await sweep_orphan_blobs(
+                session, services.storage, older_than=timedelta(minutes=grace_minutes)
+            )
+
+    console.print(f"removed {_with_services(_settings(), run)} orphan blob(s)")
+
+
+def _collect(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                )
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise _fail(f"{path}: no such file or folder", 2)
+    return files
+
+
+@app.command()
+def upload(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")
+    ],
+    server: Annotated[
+        str, typer.Option(envvar="IAP_SERVER", help="Base URL of the iap API.")
+    ] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option(envvar="IAP_TOKEN", help="Access token.")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="IAP_API_KEY", help="API key.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Tag every image (repeatable).")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="Description for every image.")] = None,
+    parallel: Annotated[int, typer.Option(min=1, max=16, help="Uploads at once.")] = 4,
+) -> None:
+    """Upload images to a running iap server, with a progress bar. Exits 1 if any file failed."""
+    from iap.client import IapClient
+
+    if not token and not api_key:
+        raise _fail("give --token or --api-key (or set IAP_TOKEN / IAP_API_KEY)", 2)
+    files = _collect(paths)
+    if not files:
+        raise _fail("no image files found", 2)
+    failures: list[tuple[Path, str]] = []
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        # Image ids go to stdout for scripts (`iap upload dir > ids.txt`), never into the bar.
+        redirect_stdout=False,
+        redirect_stderr=False,
+        disable=not console.is_terminal and os.environ.get("IAP_PROGRESS") != "1",
+    )
+    with IapClient(server, token=token, api_key=api_key) as client:
+        _check_access(client, server)
+        _upload_all(client, files, progress, failures, tag or [], description, parallel)
+    done = len(files) - len(failures)
+    summary = f"uploaded {done} of {len(files)} file(s)"
+    console.print(summary + (f", {len(failures)} failed" if failures else ""))
+    if failures:
+        raise typer.Exit(1)
+
+
+def _check_access(client: IapClient, server: str) -> None:
+    """One clear line for a wrong URL or bad credentials, instead of one failure per file."""
+    import httpx
+
+    from iap.client import IapError
+
+    try:
+        client.me()
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach the iap server at {server}: {exc}") from None
+    except IapError as exc:
+        raise _fail(f"the server refused the credentials: {exc.detail} ({exc.code})") from None
+
+
+def _upload_all(
+    client: IapClient,
+    files: list[Path],
+    progress: Progress,
+    failures: list[tuple[Path, str]],
+    tags: list[str],
+    description: str | None,
+    parallel: int,
+) -> None:
+    import httpx
+
+    from iap.client import IapError
+
+    total_bytes = sum(f.stat().st_size for f in files)
+    with progress:
+        task = progress.add_task(f"0/{len(files)} files", total=total_bytes)
+
+        def send(path: Path) -> dict[str, object]:
+            return client.upload(
+                path,
+                tags=tags,
+                description=description,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            futures = {pool.submit(send, f): f for f in files}
+            for finished, future in enumerate(as_completed(futures), start=1):
+                path = futures[future]
+                progress.update(task, description=f"{finished}/{len(files)} files")
+                try:
+                    image = future.result()
+                    print(f"{image['id']}  {path}")
+                except IapError as exc:
+                    failures.append((path, f"{exc.code}: {exc.detail}"))
+                    progress.console.print(f"[red]failed[/red] {path}: {exc.detail} ({exc.code})")
+                except (OSError, httpx.HTTPError) as exc:
+                    failures.append((path, str(exc)))
+                    progress.console.print(f"[red]failed[/red] {path}: {exc}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

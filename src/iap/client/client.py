@@ -1,0 +1,158 @@
+"""A small synchronous client for the iap REST API, built on httpx.
+
+with IapClient("http://127.0.0.1:8000") as iap:
+    iap.login("alice", "correct horse battery")
+    image = iap.upload("harbour.jpg", tags=["sea"])
+    print(iap.get_image(image["id"])["analysis"]["status"])
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import httpx
+
+Progress = Callable[[int], None]
+
+
+class IapError(Exception):
+    """An error answer from the server, with its HTTP status and stable ``code``."""
+
+    def __init__(self, status: int, code: str, detail: Any) -> None:
+        self.status, self.code, self.detail = status, code, detail
+        super().__init__(f"{status} {code}: {detail}")
+
+
+class _ProgressReader:
+    """A file wrapper that reports each chunk httpx reads from it."""
+
+    def __init__(self, handle: BinaryIO, on_read: Progress) -> None:
+        self._handle, self._on_read = handle, on_read
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        if chunk:
+            self._on_read(len(chunk))
+        return chunk
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, fileno, ... go to the file
+        return getattr(self._handle, name)
+
+
+class IapClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
+        )
+        self.refresh_token: str | None = None
+        if token:
+            self._http.headers["Authorization"] = f"Bearer {token}"
+        if api_key:
+            self._http.headers["X-API-Key"] = api_key
+
+    def __enter__(self) -> IapClient:
+        return self
+
+    def __exit__(self, *exc: object | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, url, **kwargs)
+        if response.is_error:
+            try:
+                body = response.json()
+                raise IapError(response.status_code, body.get("code", "error"), body.get("detail"))
+            except ValueError:
+                raise IapError(response.status_code, "http_error", response.text[:500]) from None
+        return response
+
+    # accounts
+    def signup(self, username: str, email: str, password: str) -> dict[str, Any]:
+        body = {"username": username, "email": email, "password": password}
+        return dict(self._call("POST", "/signup", json=body).json())
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        """Log in and use the access token for the next calls."""
+        tokens = dict(
+            self._call("POST", "/login", data={"username": username, "password": password}).json()
+        )
+        self._http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+        self.refresh_token = tokens["refresh_token"]
+        return tokens
+
+    def me(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/me").json())
+
+    def create_api_key(self, name: str) -> dict[str, Any]:
+        return dict(self._call("POST", "/me/api-keys", json={"name": name}).json())
+
+    # images
+    def upload(
+        self,
+        path: str | Path,
+        *,
+        tags: Iterable[str] = (),
+        description: str | None = None,
+        on_progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Upload one file, streaming it from disk; ``on_progress`` gets each chunk's size."""
+        path = Path(path)
+        data: dict[str, str] = {}
+        if tags:
+            data["tags"] = ",".join(tags)
+        if description:
+            data["description"] = description
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        with path.open("rb") as handle:
+            body: Any = _ProgressReader(handle, on_progress) if on_progress else handle
+            response = self._call(
+                "POST", "/image/upload", files={"file": (path.name, body, mime)}, data=data
+            )
+        return dict(response.json())
+
+    def list_images(self, page: int = 1, limit: int = 20, **filters: Any) -> dict[str, Any]:
+        params = {"skip": page, "limit": limit} | {
+            k: v for k, v in filters.items() if v is not None
+        }
+        return dict(self._call("GET", "/image/all", params=params).json())
+
+    def get_image(self, image_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/image/{image_id}").json())
+
+    def update_image(self, image_id: str, **fields: Any) -> dict[str, Any]:
+        return dict(self._call("PUT", f"/image/{image_id}", json=fields).json())
+
+    def delete_image(self, image_id: str) -> None:
+        self._call("DELETE", f"/image/{image_id}")
+
+    def download(self, image_id: str, destination: str | Path) -> Path:
+        """Save the original to ``destination`` (a file, or a folder to keep its name in)."""
+        target = Path(destination)
+        with self._http.stream(
+            "GET", f"/image/download/{image_id}", follow_redirects=True
+        ) as response:
+            if response.is_error:
+                response.read()
+                body = response.json()
+                raise IapError(response.status_code, body.get("code", "error"), body.get("detail"))
+            if target.is_dir():
+                target = target / self.get_image(image_id)["original_filename"]
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        return target

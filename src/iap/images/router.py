@@ -1,0 +1,300 @@
+"""Image routes: upload, list, read, edit, delete, download. Every route checks the owner."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi.responses import RedirectResponse, StreamingResponse
+
+from iap.analysis.models import JobStatus
+from iap.analysis.service import Queued, dispatch
+from iap.auth.deps import CurrentUser
+from iap.config import parse_rate
+from iap.deps import AppServices, DbSession
+from iap.images import service
+from iap.images.errors import ReadOnlyField, UnknownField
+from iap.images.filenames import clean_filename, content_disposition
+from iap.images.http_range import parse_range
+from iap.images.inspection import inspect_image
+from iap.images.schemas import MAX_PAGE, READ_ONLY_FIELDS, ImageOut, ImagePage, ImageUpdate, SortKey
+from iap.images.upload_form import read_upload_form
+from iap.ratelimit import enforce
+from iap.storage import BlobNotFound
+from iap.text import NO_CONTROL_PATTERN, SingleLine
+
+router = APIRouter(prefix="/image", tags=["images"])
+
+ImageId = Annotated[uuid.UUID, "the image's UUID"]
+
+_OWNED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated"},
+    403: {"description": "The image belongs to another user"},
+    404: {"description": "No image has that id"},
+}
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "The image."},
+                        "tags": {
+                            "type": "string",
+                            "description": "Comma-separated tags (the field may also repeat).",
+                            "example": "holiday,sea",
+                        },
+                        "description": {"type": "string", "maxLength": 10000},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/upload",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ImageOut,
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        400: {"description": "Malformed multipart body"},
+        413: {"description": "File larger than the upload limit"},
+        415: {"description": "Not an image in a supported format"},
+        422: {"description": "Missing file, damaged image, or too many pixels"},
+        429: {"description": "Too many uploads"},
+    },
+)
+async def upload_image(
+    request: Request, user: CurrentUser, session: DbSession, services: AppServices
+) -> ImageOut:
+    """Upload one image (multipart field ``file``) with optional ``tags`` and ``description``.
+
+    The type is read from the file's bytes (JPEG, PNG, WebP, GIF, TIFF, BMP, HEIF/HEIC, AVIF),
+    never from its name. Size, pixel count and integrity are checked before anything is stored;
+    width, height, type, size and SHA-256 are computed here. The image is queued for analysis.
+    """
+    settings = services.settings
+    await enforce(
+        services.limiter, f"upload:{user.id}", parse_rate(settings.upload_rate_limit), "uploads"
+    )
+    form = await read_upload_form(request, settings.max_upload_bytes)
+    try:
+        async with services.decode_slots:
+            facts = await to_thread.run_sync(
+                lambda: inspect_image(
+                    form.file,
+                    max_pixels=settings.max_image_pixels,
+                    max_side=settings.max_image_side,
+                )
+            )
+        image = await service.create_image(
+            session,
+            services.storage,
+            owner=user,
+            source=form.file,
+            facts=facts,
+            filename=clean_filename(form.filename, facts.format),
+            tags=form.tags,
+            description=form.description,
+        )
+    finally:
+        await to_thread.run_sync(form.close)
+    if image.job is not None:
+        queued = Queued(image.job.id, image.id, user.id)
+        await dispatch(session, services.queue, services.notifier, [queued])
+    return ImageOut.model_validate(image)
+
+
+@router.get("/all", response_model=ImagePage, responses={401: {"description": "Not authenticated"}})
+async def list_images(
+    user: CurrentUser,
+    session: DbSession,
+    skip: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, starting at 1.")] = 1,
+    limit: Annotated[int, Query(ge=1, le=100, description="Images per page.")] = 20,
+    status_: Annotated[
+        JobStatus | None, Query(alias="status", description="Analysis status.")
+    ] = None,
+    tag: Annotated[
+        list[SingleLine] | None,
+        Query(description="Only images with this tag; repeat to require several."),
+    ] = None,
+    format_: Annotated[
+        str | None,
+        Query(
+            alias="format",
+            max_length=50,
+            pattern=NO_CONTROL_PATTERN,
+            description="jpeg, png, ... or a MIME type.",
+        ),
+    ] = None,
+    uploaded_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive.")] = None,
+    uploaded_before: Annotated[datetime | None, Query(description="ISO 8601, exclusive.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=NO_CONTROL_PATTERN,
+            description="Text in the filename, description or tags.",
+        ),
+    ] = None,
+    sort: SortKey = SortKey.UPLOAD_DATE_DESC,
+) -> ImagePage:
+    """Your images, a page at a time (``skip`` is the 1-based page number), newest first unless
+    ``sort`` says otherwise. Ties are broken by id, so pages never overlap or skip."""
+    filters = service.ImageFilters(
+        status=status_,
+        tags=tag or [],
+        format=format_,
+        uploaded_after=uploaded_after,
+        uploaded_before=uploaded_before,
+        text=q,
+    )
+    total, rows = await service.list_images(
+        session, user, filters, page=skip, limit=limit, sort=sort
+    )
+    return ImagePage(
+        total=total, skip=skip, limit=limit, data=[ImageOut.model_validate(r) for r in rows]
+    )
+
+
+@router.get(
+    "/download/{image_id}",
+    responses={
+        **_OWNED,
+        206: {"description": "Partial content"},
+        304: {"description": "Not modified"},
+        307: {"description": "Redirect to a presigned URL (S3 only, when enabled)"},
+        416: {"description": "Range not satisfiable"},
+    },
+)
+async def download_image(
+    image_id: uuid.UUID,
+    request: Request,
+    user: CurrentUser,
+    session: DbSession,
+    services: AppServices,
+) -> Response:
+    """The original file, byte for byte, with its type, original filename and ``ETag``.
+    ``Range: bytes=...`` requests get a 206 with that part."""
+    image = await service.get_owned_image(session, user, image_id)
+    settings = services.settings
+    disposition = content_disposition(image.original_filename)
+    if settings.s3_presign_downloads:
+        url = services.storage.presigned_url(
+            image.storage_key,
+            filename_header=disposition,
+            content_type=image.file_type,
+            ttl_seconds=settings.s3_presign_ttl_seconds,
+        )
+        if url:
+            return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+    etag = f'"{image.sha256}"'
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": disposition,
+        "Cache-Control": "private, no-cache",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
+    if etag in _etags(request.headers.get("if-none-match")):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    wanted = parse_range(request.headers.get("range"), image.file_size)
+    if_range = request.headers.get("if-range")
+    if wanted is not None and if_range is not None and if_range.strip() != etag:
+        wanted = None  # the client's copy is stale: send the whole file
+    start, end = wanted if wanted else (0, image.file_size - 1)
+    chunks = services.storage.read(image.storage_key, start, end)
+    try:
+        first = await anext(chunks, b"")  # a missing blob fails here, before any header is sent
+    except BlobNotFound:
+        raise BlobNotFound(
+            "The stored original of this image is missing; delete the image and upload it again."
+        ) from None
+
+    async def body() -> Any:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    headers["Content-Length"] = str(end - start + 1)
+    if wanted:
+        headers["Content-Range"] = f"bytes {start}-{end}/{image.file_size}"
+    return StreamingResponse(
+        body(),
+        status_code=status.HTTP_206_PARTIAL_CONTENT if wanted else status.HTTP_200_OK,
+        media_type=image.file_type,
+        headers=headers,
+    )
+
+
+def _etags(header: str | None) -> set[str]:
+    if not header:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
+
+
+@router.get("/{image_id}", response_model=ImageOut, responses=_OWNED)
+async def get_image(
+    image_id: uuid.UUID, user: CurrentUser, session: DbSession, services: AppServices
+) -> ImageOut:
+    """One image's metadata and analysis status."""
+    return await service.read_image(
+        session, services.cache, user, image_id, services.settings.cache_ttl_seconds
+    )
+
+
+@router.put(
+    "/{image_id}",
+    response_model=ImageOut,
+    responses={**_OWNED, 422: {"description": "A derived or unknown field was sent"}},
+)
+async def update_image(
+    image_id: uuid.UUID,
+    body: Annotated[ImageUpdate, Body()],
+    user: CurrentUser,
+    session: DbSession,
+    services: AppServices,
+) -> ImageOut:
+    """Edit ``original_filename``, ``tags`` (replaces the list) or ``description`` (null clears
+    it). Derived fields (width, height, size, type, hash, dates) cannot be changed: sending one is
+    a 422 ``read_only_field``."""
+    extra = set(body.model_extra or {})
+    if read_only := sorted(extra & READ_ONLY_FIELDS):
+        raise ReadOnlyField(
+            "These fields are computed by the server and cannot be changed: "
+            f"{', '.join(read_only)}."
+        )
+    if extra:
+        raise UnknownField(
+            f"Unknown fields: {', '.join(sorted(extra))}. "
+            "Editable: original_filename, tags, description."
+        )
+    image = await service.update_image(
+        session,
+        services.cache,
+        user,
+        image_id,
+        filename=clean_filename(body.original_filename) if body.original_filename else None,
+        tags=body.tags,
+        description=body.description,
+        description_set="description" in body.model_fields_set,
+    )
+    return ImageOut.model_validate(image)
+
+
+@router.delete("/{image_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_OWNED)
+async def delete_image(
+    image_id: uuid.UUID, user: CurrentUser, session: DbSession, services: AppServices
+) -> Response:
+    """Delete the image: its row, stored original, analysis and cache entries."""
+    await service.delete_image(session, services.storage, services.cache, user, image_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

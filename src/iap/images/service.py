@@ -1,0 +1,303 @@
+"""Image logic: store an upload, read, list, edit and delete images, clean up orphans.
+
+Consistency rule: a database row never points at a missing blob. Uploads store the blob first
+and insert the rows (image + analysis job) in one transaction after; if that fails the blob is
+removed, and anything a crash leaves behind is swept by ``sweep_orphan_blobs``. Deletes remove
+the rows first and the blob after, for the same reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, BinaryIO
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iap.analysis.models import AnalysisJob, JobStatus
+from iap.auth.models import User
+from iap.cache import Cache
+from iap.db import utcnow
+from iap.images.errors import ImageNotFound, NotImageOwner
+from iap.images.inspection import ImageFacts
+from iap.images.models import Image, ImageTag
+from iap.images.schemas import ImageOut, SortKey
+from iap.storage import BlobStorage
+
+log = logging.getLogger(__name__)
+
+ORIGINALS = "originals/"
+DERIVATIVES = "derivatives/"
+
+
+def original_key(image_id: uuid.UUID) -> str:
+    return f"{ORIGINALS}{image_id}"
+
+
+def derivatives_prefix(image_id: uuid.UUID) -> str:
+    """Where the analysis keeps files made from an image (thumbnails, previews)."""
+    return f"{DERIVATIVES}{image_id}/"
+
+
+def _cache_key(image_id: uuid.UUID) -> str:
+    return f"image:{image_id}"
+
+
+async def create_image(
+    session: AsyncSession,
+    storage: BlobStorage,
+    *,
+    owner: User,
+    source: BinaryIO,
+    facts: ImageFacts,
+    filename: str,
+    tags: list[str],
+    description: str | None,
+) -> Image:
+    """Store the original under a new UUID, then describe it and queue its analysis."""
+    image_id = uuid.uuid4()
+    key = original_key(image_id)
+    await storage.put(key, source, facts.mime_type)
+    now = utcnow()
+    image = Image(
+        id=image_id,
+        user_id=owner.id,
+        original_filename=filename,
+        file_type=facts.mime_type,
+        format=facts.format,
+        width=facts.width,
+        height=facts.height,
+        file_size=facts.file_size,
+        sha256=facts.sha256,
+        storage_key=key,
+        description=description,
+        upload_date=now,
+        last_modified=now,
+        tags=[ImageTag(tag=tag) for tag in tags],
+        job=AnalysisJob(status=JobStatus.QUEUED, queued_at=now),
+    )
+    session.add(image)
+    try:
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        await delete_blob_quietly(storage, key)
+        raise
+    return image
+
+
+async def delete_image_files(storage: BlobStorage, image_id: uuid.UUID, key: str) -> None:
+    """The original and every derivative of an image, best effort."""
+    await delete_blob_quietly(storage, key)
+    try:
+        derived = [blob.key async for blob in storage.list(derivatives_prefix(image_id))]
+    except Exception as exc:
+        log.warning("could not list derivatives of %s (%s)", image_id, exc)
+        return
+    for derived_key in derived:
+        await delete_blob_quietly(storage, derived_key)
+
+
+async def delete_blob_quietly(storage: BlobStorage, key: str) -> None:
+    """Best effort: a blob that cannot be removed now is left for the orphan sweep."""
+    try:
+        await storage.delete(key)
+    except Exception as exc:
+        log.warning("could not delete blob %s now (%s); the orphan sweep will", key, exc)
+
+
+async def get_owned_image(session: AsyncSession, user: User, image_id: uuid.UUID) -> Image:
+    image = await session.get(Image, image_id)
+    if image is None:
+        raise ImageNotFound()
+    if image.user_id != user.id:
+        raise NotImageOwner()
+    return image
+
+
+async def read_image(
+    session: AsyncSession, cache: Cache, user: User, image_id: uuid.UUID, ttl: int
+) -> ImageOut:
+    """An image's metadata, from the cache when it is there. The owner check runs either way."""
+    cached = await cache.get(_cache_key(image_id))
+    if cached is not None:
+        out = ImageOut.model_validate_json(cached)
+        if out.user_id != user.id:
+            raise NotImageOwner()
+        return out
+    out = ImageOut.model_validate(await get_owned_image(session, user, image_id))
+    await cache.set(_cache_key(image_id), out.model_dump_json(), ttl)
+    return out
+
+
+async def invalidate(cache: Cache, *image_ids: uuid.UUID) -> None:
+    await cache.delete(*(_cache_key(image_id) for image_id in image_ids))
+
+
+@dataclass(frozen=True)
+class ImageFilters:
+    status: JobStatus | None = None
+    tags: list[str] = field(default_factory=list)
+    format: str | None = None
+    uploaded_after: datetime | None = None
+    uploaded_before: datetime | None = None
+    text: str | None = None
+
+
+_FORMAT_ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff", "heic": "heif"}
+
+_SORTS = {
+    SortKey.UPLOAD_DATE: (Image.upload_date, False),
+    SortKey.UPLOAD_DATE_DESC: (Image.upload_date, True),
+    SortKey.FILENAME: (func.lower(Image.original_filename), False),
+    SortKey.FILENAME_DESC: (func.lower(Image.original_filename), True),
+    SortKey.FILE_SIZE: (Image.file_size, False),
+    SortKey.FILE_SIZE_DESC: (Image.file_size, True),
+}
+
+
+def _filtered(query: Select[Image], user: User, filters: ImageFilters) -> Select[Image]:
+    query = query.where(Image.user_id == user.id)
+    if filters.status is not None:
+        query = query.join(AnalysisJob, AnalysisJob.image_id == Image.id).where(
+            AnalysisJob.status == filters.status
+        )
+    for tag in filters.tags:
+        query = query.where(
+            Image.id.in_(select(ImageTag.image_id).where(ImageTag.tag == tag.strip().lower()))
+        )
+    if filters.format:
+        wanted = filters.format.strip().lower().removeprefix("image/")
+        wanted = _FORMAT_ALIASES.get(wanted, wanted)
+        query = query.where(func.lower(Image.format) == wanted)
+    if filters.uploaded_after is not None:
+        query = query.where(Image.upload_date >= filters.uploaded_after)
+    if filters.uploaded_before is not None:
+        query = query.where(Image.upload_date < filters.uploaded_before)
+    if filters.text:
+        needle = filters.text.strip().lower()
+        query = query.where(
+            func.lower(Image.original_filename).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(Image.description, "")).contains(needle, autoescape=True)
+            | Image.id.in_(
+                select(ImageTag.image_id).where(ImageTag.tag.contains(needle, autoescape=True))
+            )
+        )
+    return query
+
+
+async def list_images(
+    session: AsyncSession,
+    user: User,
+    filters: ImageFilters,
+    *,
+    page: int,
+    limit: int,
+    sort: SortKey = SortKey.UPLOAD_DATE_DESC,
+) -> tuple[int, list[Image]]:
+    """One page of the user's images, in a stable order (the id breaks every tie)."""
+    base = _filtered(select(Image), user, filters)
+    total = await session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    column, descending = _SORTS[sort]
+    order = (column.desc(), Image.id.desc()) if descending else (column.asc(), Image.id.asc())
+    rows = await session.scalars(base.order_by(*order).offset((page - 1) * limit).limit(limit))
+    return total, list(rows)
+
+
+async def update_image(
+    session: AsyncSession,
+    cache: Cache,
+    user: User,
+    image_id: uuid.UUID,
+    *,
+    filename: str | None,
+    tags: list[str] | None,
+    description: str | None,
+    description_set: bool,
+) -> Image:
+    image = await get_owned_image(session, user, image_id)
+    if filename is not None:
+        image.original_filename = filename
+    if tags is not None:
+        image.tags = [ImageTag(tag=tag) for tag in tags]
+    if description_set:
+        image.description = description
+    image.last_modified = utcnow()
+    await session.commit()
+    await invalidate(cache, image.id)
+    await session.refresh(image, ["tags", "job"])
+    return image
+
+
+async def delete_image(
+    session: AsyncSession, storage: BlobStorage, cache: Cache, user: User, image_id: uuid.UUID
+) -> None:
+    image = await get_owned_image(session, user, image_id)
+    key = image.storage_key
+    await session.delete(image)
+    await session.commit()
+    await invalidate(cache, image_id)
+    await delete_image_files(storage, image_id, key)
+
+
+async def purge_user_images(
+    session: AsyncSession, storage: BlobStorage, cache: Cache, user: User
+) -> None:
+    """Delete a user's account row and, through it, every image row, tag and job (the foreign
+    keys cascade); then their cache entries and blobs, once the rows are gone for good."""
+    rows = (
+        await session.execute(select(Image.id, Image.storage_key).where(Image.user_id == user.id))
+    ).all()
+    await session.delete(user)
+    await session.commit()
+    await invalidate(cache, *(image_id for image_id, _ in rows))
+    for image_id, key in rows:
+        await delete_image_files(storage, image_id, key)
+
+
+async def sweep_orphan_blobs(
+    session: AsyncSession, storage: BlobStorage, *, older_than: timedelta, batch: int = 500
+) -> int:
+    """Delete blobs no image row references and that are older than the grace period
+    (younger ones may belong to an upload or analysis still in flight): originals whose row is
+    missing, and derivatives of images that no longer exist. Returns how many went."""
+    cutoff = utcnow() - older_than
+    removed = 0
+    for prefix, column in ((ORIGINALS, Image.storage_key), (DERIVATIVES, Image.id)):
+        candidates: dict[str, Any] = {}  # blob key -> the value that would reference it
+        async for blob in storage.list(prefix):
+            if blob.modified > cutoff:
+                continue
+            reference = _reference_of(blob.key, prefix)
+            if reference is not None:
+                candidates[blob.key] = reference
+            if len(candidates) >= batch:
+                removed += await _delete_unreferenced(session, storage, column, candidates)
+                candidates = {}
+        if candidates:
+            removed += await _delete_unreferenced(session, storage, column, candidates)
+    if removed:
+        log.info("removed %d orphan blob(s)", removed)
+    return removed
+
+
+def _reference_of(key: str, prefix: str) -> Any:
+    if prefix == ORIGINALS:
+        return key
+    try:  # derivatives/<image id>/<name>
+        return uuid.UUID(key.removeprefix(prefix).split("/", 1)[0])
+    except ValueError:
+        return None
+
+
+async def _delete_unreferenced(
+    session: AsyncSession, storage: BlobStorage, column: Any, candidates: dict[str, Any]
+) -> int:
+    known = set(await session.scalars(select(column).where(column.in_(set(candidates.values())))))
+    orphans = [key for key, reference in candidates.items() if reference not in known]
+    for key in orphans:
+        await delete_blob_quietly(storage, key)
+    return len(orphans)

@@ -1,0 +1,103 @@
+"""Blobs as files under one directory (the embedded default)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from anyio import to_thread
+
+from iap.storage.base import (
+    CHUNK_SIZE,
+    BlobInfo,
+    BlobNotFound,
+    BlobStorage,
+    StorageUnavailable,
+    check_key,
+)
+
+
+class LocalStorage(BlobStorage):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    async def put(self, key: str, source: BinaryIO, content_type: str) -> None:
+        await to_thread.run_sync(self._put, self._path(key), source)
+
+    @staticmethod
+    def _put(target: Path, source: BinaryIO) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Copy to a temporary name beside the target, flush it to disk, then rename:
+        # a crash leaves either no blob or the whole blob, never a torn one.
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                source.seek(0)
+                shutil.copyfileobj(source, out, CHUNK_SIZE)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = await to_thread.run_sync(path.open, "rb")
+        except FileNotFoundError:
+            raise BlobNotFound() from None
+        try:
+            await to_thread.run_sync(handle.seek, start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                chunk = await to_thread.run_sync(handle.read, size)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            await to_thread.run_sync(handle.close)
+
+    async def delete(self, key: str) -> None:
+        await to_thread.run_sync(lambda: self._path(key).unlink(missing_ok=True))
+
+    async def exists(self, key: str) -> bool:
+        return await to_thread.run_sync(self._path(key).is_file)
+
+    async def list(self, prefix: str) -> AsyncIterator[BlobInfo]:
+        def scan() -> list[BlobInfo]:
+            found = []
+            for path in self.root.rglob("*"):
+                if not path.is_file() or path.name.startswith(".tmp-"):
+                    continue
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    stat = path.stat()
+                    modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                    found.append(BlobInfo(key, stat.st_size, modified))
+            return found
+
+        for info in await to_thread.run_sync(scan):
+            yield info
+
+    async def check(self) -> None:
+        def probe() -> None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK):
+                raise PermissionError(f"{self.root} is not writable")
+
+        try:
+            await to_thread.run_sync(probe)
+        except OSError as exc:
+            raise StorageUnavailable(f"The image directory cannot be used: {exc}") from exc
