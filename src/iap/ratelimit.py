@@ -1,4 +1,9 @@
-"""Fixed-window rate limits: in-process by default, shared through Redis when configured.
+"""Sliding-window rate limits: in-process by default, shared through Redis when configured.
+
+A limit of ``N/period`` means at most N accepted requests in *any* span of ``period`` seconds,
+so no burst of 2N straddling a window boundary. Each key keeps the times of its accepted requests
+(at most N of them); refused requests are not recorded, so a client that keeps hammering is
+let in again as soon as its oldest accepted request leaves the window.
 
 Limits fail open: if Redis is down, requests are served rather than refused.
 """
@@ -6,7 +11,10 @@ Limits fail open: if Redis is down, requests are served rather than refused.
 from __future__ import annotations
 
 import math
+import secrets
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -14,6 +22,8 @@ from redis.exceptions import RedisError
 
 from iap.cache import RedisBreaker
 from iap.errors import RateLimited
+
+Clock = Callable[[], float]
 
 
 class RateLimiter(Protocol):
@@ -23,45 +33,65 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, int]] = {}
+    MAX_KEYS = 100_000
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+        self._log: dict[str, deque[float]] = {}
 
     async def hit(self, key: str, limit: int, period: int) -> float | None:
-        now = time.time()
-        window = int(now // period)
-        start, count = self._windows.get(key, (window, 0))
-        count = count + 1 if start == window else 1
-        self._windows[key] = (window, count)
-        if len(self._windows) > 100_000:
-            self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
-        if count > limit:
-            return (window + 1) * period - now
+        now = self._clock()
+        times = self._log.setdefault(key, deque())
+        while times and times[0] <= now - period:
+            times.popleft()
+        if len(times) >= limit:
+            return times[0] + period - now
+        times.append(now)
+        if len(self._log) > self.MAX_KEYS:
+            self._forget_idle(now, period)
         return None
+
+    def _forget_idle(self, now: float, period: int) -> None:
+        self._log = {k: v for k, v in self._log.items() if v and v[-1] > now - period}
+
+
+# KEYS[1] = sorted set of accepted request times; ARGV = now, period, limit, unique member.
+# Returns nil when accepted, else the seconds until the oldest entry leaves the window.
+_SLIDING_WINDOW = """
+local now = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + period - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(period * 1000))
+return false
+"""
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: Redis, prefix: str, breaker: RedisBreaker) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, breaker: RedisBreaker, clock: Clock = time.time
+    ) -> None:
         self.redis = redis
         self.prefix = prefix + "rate:"
         self.breaker = breaker
+        self._clock = clock
+        self._script = redis.register_script(_SLIDING_WINDOW)
 
     async def hit(self, key: str, limit: int, period: int) -> float | None:
         if self.breaker.is_open:
             return None
-        now = time.time()
-        window = int(now // period)
-        name = f"{self.prefix}{key}:{window}"
+        now = self._clock()
+        member = f"{now:.6f}:{secrets.token_hex(4)}"
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(name)
-                pipe.expire(name, period + 1)
-                count, _ = await pipe.execute()
+            wait = await self._script(keys=[self.prefix + key], args=[now, period, limit, member])
         except (RedisError, OSError) as exc:
             self.breaker.trip(exc, "rate limit")
             return None
-        if int(count) > limit:
-            return (window + 1) * period - now
-        return None
+        return None if wait is None else float(wait)
 
 
 async def enforce(limiter: RateLimiter, key: str, rate: tuple[int, int], what: str) -> None:

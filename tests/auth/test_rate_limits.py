@@ -1,9 +1,8 @@
 """Login and sign-up are rate limited (in memory when embedded, in Redis when scaled): past the
 limit the answer is 429 ``rate_limited`` with a ``Retry-After``.
 
-Each test builds its own app with a tight limit. The window is an hour rather than a minute so
-that a window boundary falling inside a test (which resets the count) is practically
-impossible.
+Each test builds its own app with a tight limit over an hour, so that no earlier request of the
+test leaves the window while the test runs, however slow the machine.
 """
 
 from __future__ import annotations
