@@ -89,6 +89,13 @@ class Settings(BaseSettings):
 
     access_token_ttl_seconds: PositiveInt = 15 * 60
     refresh_token_ttl_seconds: PositiveInt = 14 * 24 * 3600
+    session_ttl_seconds: PositiveInt = Field(
+        7 * 24 * 3600, description="How long a web UI sign-in lasts (its cookie's lifetime)."
+    )
+    secure_cookies: bool | None = Field(
+        None,
+        description="Mark web UI cookies Secure; default: when the request came over HTTPS.",
+    )
     jwt_issuer: str = "iap"
 
     max_upload_bytes: PositiveInt = 50_000_000

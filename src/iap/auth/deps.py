@@ -1,4 +1,5 @@
-"""Who is calling: ``CurrentUser`` (bearer JWT or API key) and ``AdminUser``."""
+"""Who is calling: ``CurrentUser`` (bearer JWT, API key or the web UI's session cookie) and
+``AdminUser``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from iap.auth import service
+from iap.auth.cookies import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf
 from iap.auth.errors import AdminRequired, NotAuthenticated
 from iap.auth.models import Role, User
 from iap.auth.security import API_KEY_PREFIX
@@ -27,13 +29,21 @@ async def current_user(
     token: Annotated[str | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> User:
-    """Accept ``Authorization: Bearer <access JWT or API key>`` or ``X-API-Key: <key>``."""
+    """Accept ``Authorization: Bearer <access JWT or API key>``, ``X-API-Key: <key>`` or, from
+    the web UI, the session cookie (with a CSRF token on anything that changes state)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
     if api_key:
         user = await service.user_from_api_key(session, api_key)
     elif token and token.startswith(API_KEY_PREFIX):
         user = await service.user_from_api_key(session, token)
     elif token:
         user = await service.user_from_access_token(session, services.settings, token)
+    elif cookie:
+        user, claims = await service.user_from_session_token(session, services.settings, cookie)
+        if request.method not in SAFE_METHODS:
+            check_csrf(
+                request, services.settings, str(claims.token_id), request.headers.get(CSRF_HEADER)
+            )
     else:
         raise NotAuthenticated()
     request.state.user_id = user.id

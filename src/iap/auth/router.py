@@ -37,6 +37,15 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def login_rate_key(request: Request, username: str) -> str:
+    """Login attempts are counted per address and username (the API and the web UI alike)."""
+    return f"login:{_client_address(request)}:{username.lower()}"
+
+
+def signup_rate_key(request: Request) -> str:
+    return f"signup:{_client_address(request)}"
+
+
 @router.post(
     "/signup", status_code=status.HTTP_201_CREATED, response_model=UserOut, responses=_ERRORS
 )
@@ -47,7 +56,7 @@ async def signup(
     settings = services.settings
     await enforce(
         services.limiter,
-        f"signup:{_client_address(request)}",
+        signup_rate_key(request),
         parse_rate(settings.signup_rate_limit),
         "sign-ups from this address",
     )
@@ -79,7 +88,7 @@ async def login(
     settings = services.settings
     await enforce(
         services.limiter,
-        f"login:{_client_address(request)}:{form.username.lower()}",
+        login_rate_key(request, form.username),
         parse_rate(settings.login_rate_limit),
         "login attempts",
     )

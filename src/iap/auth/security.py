@@ -20,7 +20,7 @@ _hasher = PasswordHash((Argon2Hasher(),))
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 ALGORITHM = "HS256"
-TokenType = Literal["access", "refresh"]
+TokenType = Literal["access", "refresh", "session"]
 API_KEY_PREFIX = "iap_"
 
 
@@ -85,7 +85,7 @@ def decode_token(token: str, *, key: str, issuer: str, token_type: TokenType) ->
             options={"require": ["sub", "exp", "iat", "jti", "typ", "iss"]},
         )
         if payload["typ"] != token_type:
-            raise InvalidToken(f"Expected an {token_type} token.")
+            raise InvalidToken(f"Expected a token of type {token_type!r}.")
         family = payload.get("fam")
         return TokenClaims(
             user_id=uuid.UUID(payload["sub"]),

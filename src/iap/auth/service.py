@@ -156,6 +156,58 @@ async def revoke_all_refresh_tokens(session: AsyncSession, user_id: uuid.UUID) -
     )
 
 
+async def start_session(
+    session: AsyncSession, settings: Settings, user: User
+) -> tuple[str, security.TokenClaims]:
+    """A web UI sign-in: a ``session`` token for an HttpOnly cookie. Like a refresh token it has a
+    row, so signing out, a new password or a disabled account ends it at once."""
+    token, claims = security.encode_token(
+        key=settings.signing_key,
+        issuer=settings.jwt_issuer,
+        token_type="session",
+        user_id=user.id,
+        ttl=timedelta(seconds=settings.session_ttl_seconds),
+        family_id=uuid.uuid4(),
+    )
+    session.add(
+        RefreshToken(
+            id=claims.token_id,
+            user_id=user.id,
+            family_id=claims.family_id,
+            expires_at=claims.expires_at,
+        )
+    )
+    await session.commit()
+    return token, claims
+
+
+def decode_session_token(settings: Settings, token: str) -> security.TokenClaims:
+    return security.decode_token(
+        token, key=settings.signing_key, issuer=settings.jwt_issuer, token_type="session"
+    )
+
+
+async def user_from_session_token(
+    session: AsyncSession, settings: Settings, token: str
+) -> tuple[User, security.TokenClaims]:
+    claims = decode_session_token(settings, token)
+    revoked = await session.scalar(
+        select(RefreshToken.revoked_at.is_not(None)).where(RefreshToken.id == claims.token_id)
+    )
+    if revoked is None or revoked:
+        raise InvalidToken("This sign-in has ended; sign in again.")
+    return _usable(await session.get(User, claims.user_id)), claims
+
+
+async def end_session(session: AsyncSession, claims: security.TokenClaims) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == claims.token_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    await session.commit()
+
+
 async def user_from_access_token(session: AsyncSession, settings: Settings, token: str) -> User:
     claims = security.decode_token(
         token, key=settings.signing_key, issuer=settings.jwt_issuer, token_type="access"
