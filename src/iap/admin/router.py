@@ -1,4 +1,4 @@
-"""Administration (role ``admin``): users."""
+"""Administration (role ``admin``): users, failed jobs and figures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from iap.admin.schemas import UserPage, UserStatusIn
+from iap.admin import service
+from iap.admin.schemas import StatsOut, UserPage, UserStatusIn
 from iap.analysis import service as analysis_service
 from iap.analysis.errors import JobNotFailed, JobNotFound
 from iap.analysis.models import AnalysisJob, JobStatus
@@ -28,6 +29,12 @@ class CannotDisableSelf(AppError):
     status = 400
     code = "cannot_disable_self"
     detail = "Admins cannot disable their own account."
+
+
+@router.get("/stats", response_model=StatsOut)
+async def get_stats(admin: AdminUser, session: DbSession) -> StatsOut:
+    """Accounts, images, stored bytes and analysis jobs by status, right now."""
+    return await service.stats(session)
 
 
 @router.get("/users", response_model=UserPage)

@@ -204,6 +204,27 @@ async def results_of(session: AsyncSession, image_id: uuid.UUID) -> list[Analysi
     return list(rows)
 
 
+async def blurhashes_of(session: AsyncSession, image_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The blurhash of each image whose hashes analyser has succeeded (newest version)."""
+    if not image_ids:
+        return {}
+    rows = await session.execute(
+        select(AnalysisResult.image_id, AnalysisResult.version, AnalysisResult.result)
+        .where(
+            AnalysisResult.image_id.in_(image_ids),
+            AnalysisResult.analyser == "hashes",
+            AnalysisResult.status == "succeeded",
+        )
+        .order_by(AnalysisResult.version)
+    )
+    found: dict[uuid.UUID, str] = {}
+    for image_id, _, result in rows:
+        value = (result or {}).get("blurhash")
+        if isinstance(value, str):
+            found[image_id] = value  # later (newer) versions overwrite older ones
+    return found
+
+
 @dataclass(frozen=True)
 class Queued:
     job_id: uuid.UUID
