@@ -13,7 +13,11 @@ export UV_PYTHON_DOWNLOADS := never
 # Precompile at install: with PYTHONDONTWRITEBYTECODE set, every start would recompile every library.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test pytest lint format typecheck clean
+# The browser tests drive Debian's Chromium (Playwright launches it; no browser download).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install run test pytest lint format typecheck screenshots clean
 
 install: $(VENV)/.synced
 
@@ -32,8 +36,17 @@ run: install
 ## Lint, type-check and run the whole test suite.
 test: lint typecheck pytest
 
-pytest: install
+pytest: install $(CHROMIUM)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the browser tests (apt-get, once)"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+## Refresh docs/screenshots/ from the browser tests.
+screenshots: install $(CHROMIUM)
+	IAP_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest tests/web -k embedded -q
 
 lint: install
 	$(BIN)/ruff check src tests bench

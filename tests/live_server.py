@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -36,12 +37,9 @@ class RemoteAccount:
     access_token: str
 
 
-@pytest.fixture(scope="session")
-def live_server(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    """``create_app(settings)`` served by uvicorn on 127.0.0.1, stopped at the end."""
-    settings = settings_for(backend, request, tmp_path_factory.mktemp(f"live-{backend}"))
+@contextmanager
+def serve(settings: Settings, what: str = "iap") -> Iterator[LiveServer]:
+    """``create_app(settings)`` served by uvicorn on 127.0.0.1 in a thread, stopped at the end."""
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
     )
@@ -57,7 +55,7 @@ def live_server(
             server.should_exit = True
             thread.join(timeout=10)
             sock.close()
-            pytest.fail(f"the iap server for the {backend} backend did not start")
+            pytest.fail(f"the {what} server did not start")
         time.sleep(0.05)
     try:
         yield LiveServer(f"http://127.0.0.1:{port}", settings)
@@ -65,7 +63,17 @@ def live_server(
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
-        assert not thread.is_alive(), "the live iap server did not stop"
+        assert not thread.is_alive(), f"the live {what} server did not stop"
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A server for the backend under test, shared by the session's tests."""
+    settings = settings_for(backend, request, tmp_path_factory.mktemp(f"live-{backend}"))
+    with serve(settings, f"iap ({backend})") as server:
+        yield server
 
 
 def remote_account(server: LiveServer) -> RemoteAccount:

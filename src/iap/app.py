@@ -11,6 +11,8 @@ from typing import Any
 
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +37,8 @@ from iap.images.router import router as images_router
 from iap.queue import AnalysisQueue
 from iap.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from iap.storage import StorageUnavailable, create_storage
+from iap.web.router import router as web_router
+from iap.web.templating import STATIC_DIR
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +167,24 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def _prefers_html(accept: str) -> bool:
+    """True when ``Accept`` ranks text/html above JSON (as browsers' navigations do)."""
+    ranks: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranks[media.lower()] = max(quality, ranks.get(media.lower(), 0.0))
+    html = ranks.get("text/html", 0.0)
+    return html > 0 and html > ranks.get("application/json", 0.0)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Without ``settings`` they are read from the environment."""
     settings = settings or load_settings()
@@ -208,10 +230,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/", tags=["service"])
-    async def service_info() -> dict[str, Any]:
-        """What this service is, its version and where its docs are."""
+    @app.get(
+        "/",
+        tags=["service"],
+        responses={303: {"description": "To the web UI, for requests that prefer HTML"}},
+    )
+    async def service_info(request: Request) -> Any:
+        """What this service is, its version and where its docs are. Browsers (requests whose
+        `Accept` prefers `text/html`) are sent on to the web UI instead."""
+        if _prefers_html(request.headers.get("accept", "")):
+            return RedirectResponse("/gallery", status_code=303)
         return {
             "name": "iap",
             "description": "Image Analysis Platform",

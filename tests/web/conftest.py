@@ -1,0 +1,87 @@
+"""Browser tests: Playwright driving Debian's Chromium against a live iap server.
+
+``make test`` installs Chromium (``apt-get install chromium``) when it is missing. Elsewhere,
+point ``IAP_TEST_CHROMIUM`` at a Chromium binary. As with the services, a missing browser skips
+these tests, except when ``IAP_TEST_REQUIRE_SERVICES`` is set (CI), where it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.conftest import settings_for
+from tests.live_server import LiveServer, serve
+
+CHROMIUM = Path(os.environ.get("IAP_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        message = (
+            f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium, "
+            "or set IAP_TEST_CHROMIUM to a Chromium binary"
+        )
+        if os.environ.get("IAP_TEST_REQUIRE_SERVICES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            # No sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def ui_server(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A live server with every analyser on (OCR included: the page draws its boxes)."""
+    settings = settings_for(
+        backend, request, tmp_path_factory.mktemp(f"ui-{backend}"), disabled_analysers=""
+    )
+    with serve(settings, f"iap web UI ({backend})") as server:
+        yield server
+
+
+PageFactory = Callable[..., Page]
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[PageFactory]:
+    """``new_page()``: a page in a fresh browser context (its own cookies). Any uncaught error in
+    a page's script fails the test."""
+    contexts: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def make(width: int = 1280, height: int = 900) -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(20_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, f"script errors in the pages: {errors}"
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Saved only when ``IAP_SCREENSHOTS_DIR`` is set (``make screenshots`` sets it)."""
+    folder = os.environ.get("IAP_SCREENSHOTS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(
+            path=str(Path(folder) / f"{name}.jpg"), full_page=True, type="jpeg", quality=80
+        )

@@ -1,0 +1,207 @@
+"""The web UI in a real browser: what a person does, start to finish, on both deployments."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from PIL import Image, ImageDraw
+from playwright.sync_api import FilePayload, Page, expect
+
+from tests.admin.conftest import run_create_user
+from tests.analysis.factories import astronaut, coffee, font
+from tests.factories import PASSWORD
+from tests.live_server import LiveServer
+from tests.web.conftest import PageFactory, screenshot
+
+ANALYSED = 120_000  # ms: two images through every analyser, OCR included, on a busy machine
+
+
+def portrait() -> bytes:
+    """The astronaut (a face) above a white band with a caption (text): both overlays."""
+    canvas = Image.new("RGB", (512, 640), "white")
+    canvas.paste(astronaut(), (0, 0))
+    ImageDraw.Draw(canvas).text((40, 548), "HELLO IAP", font=font(56), fill="black")
+    out = io.BytesIO()
+    canvas.save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+def landscape() -> bytes:
+    out = io.BytesIO()
+    coffee().save(out, "PNG")
+    return out.getvalue()
+
+
+def sign_up(page: Page, server: LiveServer, username: str) -> None:
+    page.goto(f"{server.url}/gallery")
+    expect(page).to_have_url(re.compile(r"/sign-in\?next=%2Fgallery$"))
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Email").fill(f"{username}@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(f"{server.url}/gallery")
+    expect(page.get_by_text(username)).to_be_visible()
+
+
+def test_a_user_uploads_watches_analysis_edits_searches_and_deletes(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    server = ui_server
+    page = new_page()
+    alice = f"alice_{secrets.token_hex(4)}"
+    sign_up(page, server, alice)
+    expect(page.get_by_text("No images yet")).to_be_visible()
+
+    # Two files through the file chooser; the page must not reload while they are analysed.
+    page.evaluate("window.sameDocument = true")
+    page.get_by_label("Drop images here or choose files").set_input_files(
+        [
+            FilePayload(name="astronaut.jpg", mimeType="image/jpeg", buffer=portrait()),
+            FilePayload(name="coffee.png", mimeType="image/png", buffer=landscape()),
+        ]
+    )
+    cards = page.locator("#grid .card")
+    expect(cards).to_have_count(2)
+    for name in ("astronaut.jpg", "coffee.png"):
+        expect(page.locator(".card", has_text=name).locator("[data-role=status]")).to_have_text(
+            "analysed", timeout=ANALYSED
+        )
+        expect(page.locator(".card", has_text=name).locator("img.photo")).to_be_visible()
+    assert page.evaluate("window.sameDocument") is True, "the gallery reloaded"
+    expect(page.locator("#total")).to_have_text("2")
+    screenshot(page, "gallery")
+
+    # The image page: the face and the caption are outlined over the preview.
+    page.locator(".card", has_text="astronaut.jpg").get_by_role("link").click()
+    expect(page.get_by_role("heading", name="astronaut.jpg")).to_be_visible()
+    faces = page.locator("svg.overlay rect.face")
+    lines = page.locator("svg.overlay rect.text-box")
+    expect(faces.first).to_be_visible()
+    expect(lines.first).to_be_visible()
+    assert "HELLO" in (page.locator("pre.ocr").text_content() or "")
+    expect(page.locator(".swatches li").first).to_be_visible()
+    page.get_by_role("checkbox", name=re.compile(r"^Faces")).uncheck()
+    expect(faces.first).to_be_hidden()
+    page.get_by_role("checkbox", name=re.compile(r"^Faces")).check()
+
+    # Tags are edited in place and survive a reload.
+    page.get_by_role("textbox", name=re.compile(r"^Tags")).fill("Space, portrait")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("textbox", name=re.compile(r"^Tags"))).to_have_value("portrait, space")
+    screenshot(page, "image")
+    image_url = page.url
+
+    # Search finds it by tag, and only it.
+    page.get_by_role("link", name="Gallery").first.click()
+    page.get_by_role("searchbox", name="Search").fill("space")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#grid .card")).to_have_count(1)
+    expect(page.locator("#grid .card")).to_contain_text("astronaut.jpg")
+
+    # A second user sees none of it, not even by its address.
+    other = new_page()
+    sign_up(other, server, f"bob_{secrets.token_hex(4)}")
+    expect(other.locator("#grid .card")).to_have_count(0)
+    other.goto(image_url)
+    expect(other.get_by_text("There is no image here")).to_be_visible()
+    image_id = image_url.rsplit("/", 1)[1]
+    assert other.request.get(f"{server.url}/image/{image_id}").status == 403
+    assert other.request.get(f"{server.url}/image/{image_id}/thumbnail").status == 403
+
+    # Delete asks first; keeping it changes nothing, confirming removes it.
+    page.goto(image_url)
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_role("button", name="Keep it").click()
+    expect(page.get_by_role("heading", name="astronaut.jpg")).to_be_visible()
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(f"{server.url}/gallery")
+    expect(page.locator("#grid .card")).to_have_count(1)
+    expect(page.locator("#grid .card")).to_contain_text("coffee.png")
+    assert page.request.get(f"{server.url}/image/{image_id}").status == 404
+
+
+def test_a_bad_file_gets_its_own_error_and_the_good_one_still_uploads(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    page = new_page()
+    sign_up(page, ui_server, f"carol_{secrets.token_hex(4)}")
+    page.get_by_label("Drop images here or choose files").set_input_files(
+        [
+            FilePayload(name="notes.jpg", mimeType="image/jpeg", buffer=b"not an image at all"),
+            FilePayload(name="coffee.png", mimeType="image/png", buffer=landscape()),
+        ]
+    )
+    failed = page.locator(".upload-row.failed")
+    expect(failed).to_contain_text("notes.jpg")
+    expect(failed.get_by_role("alert")).to_contain_text("not an image")
+    expect(page.locator("#grid .card")).to_have_count(1)
+    expect(page.locator("#grid .card")).to_contain_text("coffee.png")
+
+
+def test_account_page_makes_an_api_key_that_works(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    page = new_page()
+    sign_up(page, ui_server, f"dave_{secrets.token_hex(4)}")
+    page.get_by_role("link", name="Account").click()
+    page.get_by_label("Name", exact=True).fill("backup script")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.locator("#new-key-value")).to_have_text(re.compile(r"^iap_"))
+    key = page.locator("#new-key-value").text_content() or ""
+    expect(page.locator("#keys tbody tr", has_text="backup script")).to_be_visible()
+    screenshot(page, "account")
+    me = httpx.get(f"{ui_server.url}/me", headers={"X-API-Key": key})
+    assert me.status_code == 200
+    assert me.json()["username"].startswith("dave_")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete key backup script").click()
+    expect(page.locator("#keys tbody tr", has_text="backup script")).to_have_count(0)
+    assert httpx.get(f"{ui_server.url}/me", headers={"X-API-Key": key}).status_code == 401
+
+
+def test_admin_page_shows_figures_and_disables_a_user(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    victim = new_page()
+    victim_name = f"erin_{secrets.token_hex(4)}"
+    sign_up(victim, ui_server, victim_name)
+
+    admin_name = f"admin_{secrets.token_hex(4)}"
+    arguments = (admin_name, "--email", f"{admin_name}@example.com", "--password", PASSWORD)
+    # In a thread: the CLI runs its own event loop, and Playwright's is current on this one.
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(run_create_user, ui_server.settings, *arguments, "--admin").result()
+    assert result.exit_code == 0, result.output
+    page = new_page()
+    page.goto(f"{ui_server.url}/sign-in")
+    page.get_by_label("Username").fill(admin_name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Admin").click()
+    expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+    expect(page.locator(".stats")).to_contain_text("users")
+    page.get_by_role("button", name=f"Disable {victim_name}").click()
+    expect(page.get_by_role("button", name=f"Enable {victim_name}")).to_be_visible()
+    screenshot(page, "admin")
+
+    # The disabled user's open page is signed out at its next request.
+    victim.reload()
+    expect(victim).to_have_url(re.compile(r"/sign-in"))
+
+
+def test_pages_work_on_a_phone(ui_server: LiveServer, new_page: PageFactory) -> None:
+    page = new_page(width=390, height=844)
+    sign_up(page, ui_server, f"frank_{secrets.token_hex(4)}")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the gallery scrolls sideways on a phone ({width} px wide)"
+    expect(page.get_by_label("Drop images here or choose files")).to_be_attached()
+    screenshot(page, "gallery-phone")
