@@ -21,7 +21,10 @@ CHROMIUM = Path(os.environ.get("IAP_TEST_CHROMIUM", "/usr/bin/chromium"))
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(backend: str) -> Iterator[Browser]:
+    """One Chromium per backend: started after that backend's server (tests ask for the server
+    first), because Playwright's event loop must not be running while fixtures that run their
+    own (the PostgreSQL set-up) are made."""
     if not CHROMIUM.is_file():
         message = (
             f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium, "

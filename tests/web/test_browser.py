@@ -205,3 +205,27 @@ def test_pages_work_on_a_phone(ui_server: LiveServer, new_page: PageFactory) -> 
     assert width <= 390, f"the gallery scrolls sideways on a phone ({width} px wide)"
     expect(page.get_by_label("Drop images here or choose files")).to_be_attached()
     screenshot(page, "gallery-phone")
+
+
+def test_signing_in_works_from_the_keyboard_alone(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    page = new_page()
+    username = f"gina_{secrets.token_hex(4)}"
+    sign_up(page, ui_server, username)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{ui_server.url}/sign-in")
+
+    expect(page.get_by_label("Username")).to_be_focused()  # the form is ready to type into
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{ui_server.url}/gallery")
+    expect(page.get_by_text(username)).to_be_visible()
+
+    page.keyboard.press("Tab")  # the first stop skips the navigation
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
