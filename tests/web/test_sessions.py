@@ -161,6 +161,8 @@ def test_sign_in_follows_next_only_to_this_site(web: TestClient) -> None:
         ("//evil.example/", "/gallery"),
         ("https://evil.example/", "/gallery"),
         ("/\\evil.example", "/gallery"),
+        ("/\t/evil.example", "/gallery"),
+        ("/\n/evil.example", "/gallery"),
     ]:
         web.cookies.clear()
         token = page_token(web, "/sign-in")

@@ -123,7 +123,14 @@ def render(
 
 def _local_path(target: str | None) -> str:
     """Only same-site paths are followed after sign-in (no open redirects)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        # Browsers drop tabs and newlines from URLs: "/\t/evil.example" would become "//evil...".
+        or any(ch.isspace() or not ch.isprintable() for ch in target)
+    ):
         return "/gallery"
     return target
 
