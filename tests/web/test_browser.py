@@ -8,6 +8,7 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from axe_playwright_python.sync_playwright import Axe
 from PIL import Image, ImageDraw
 from playwright.sync_api import FilePayload, Page, expect
 
@@ -229,3 +230,34 @@ def test_signing_in_works_from_the_keyboard_alone(
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
+
+
+def assert_accessible(page: Page) -> None:
+    """axe-core (the engine browsers' accessibility audits use) finds no violation (WCAG 2 A and
+    AA rules, contrast included) in the page as it stands."""
+    rules = {"runOnly": ["wcag2a", "wcag2aa", "wcag21aa", "best-practice"]}
+    results = Axe().run(page, options=rules)
+    assert results.violations_count == 0, f"{page.url}\n{results.generate_report()}"
+
+
+def test_every_page_passes_an_accessibility_audit(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    page = new_page()
+    page.goto(f"{ui_server.url}/sign-in")
+    assert_accessible(page)
+    page.goto(f"{ui_server.url}/sign-up")
+    assert_accessible(page)
+    sign_up(page, ui_server, f"hana_{secrets.token_hex(4)}")
+    assert_accessible(page)  # the empty gallery
+    page.get_by_label("Drop images here or choose files").set_input_files(
+        [FilePayload(name="coffee.png", mimeType="image/png", buffer=landscape())]
+    )
+    status = page.locator(".card [data-role=status]")
+    expect(status).to_have_text("analysed", timeout=ANALYSED)
+    assert_accessible(page)  # cards, upload rows
+    page.locator(".card").get_by_role("link").click()
+    expect(page.get_by_role("heading", name="coffee.png")).to_be_visible()
+    assert_accessible(page)
+    page.get_by_role("link", name="Account").click()
+    assert_accessible(page)
