@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
@@ -50,7 +51,14 @@ def ui_server(
 ) -> Iterator[LiveServer]:
     """A live server with every analyser on (OCR included: the page draws its boxes)."""
     settings = settings_for(
-        backend, request, tmp_path_factory.mktemp(f"ui-{backend}"), disabled_analysers=""
+        backend,
+        request,
+        tmp_path_factory.mktemp(f"ui-{backend}"),
+        disabled_analysers="",
+        # A failing analysis gives up fast, so a test can watch it fail and be retried.
+        analysis_max_retries=1,
+        analysis_min_backoff_ms=50,
+        analysis_max_backoff_ms=200,
     )
     with serve(settings, f"iap web UI ({backend})") as server:
         yield server
@@ -62,22 +70,36 @@ PageFactory = Callable[..., Page]
 @pytest.fixture
 def new_page(browser: Browser) -> Iterator[PageFactory]:
     """``new_page()``: a page in a fresh browser context (its own cookies). Any uncaught error in
-    a page's script fails the test."""
+    a page's script, and any request to another origin (a CDN, a font service), fails the
+    test: the UI is served whole by iap."""
     contexts: list[BrowserContext] = []
     errors: list[str] = []
+    elsewhere: list[str] = []
 
     def make(width: int = 1280, height: int = 900) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height})
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, accept_downloads=True
+        )
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+        page.on("request", lambda request: _note_origin(request.url, elsewhere))
         return page
 
     yield make
     for context in contexts:
         context.close()
     assert not errors, f"script errors in the pages: {errors}"
+    assert not elsewhere, f"the pages asked other origins for: {elsewhere}"
+
+
+def _note_origin(url: str, elsewhere: list[str]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme in {"data", "blob"}:
+        return
+    if parts.hostname != "127.0.0.1":
+        elsewhere.append(url)
 
 
 def screenshot(page: Page, name: str) -> None:

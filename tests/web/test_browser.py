@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 from axe_playwright_python.sync_playwright import Axe
 from PIL import Image, ImageDraw
 from playwright.sync_api import FilePayload, Page, expect
 
+from iap.config import Settings
+from iap.storage import create_storage
 from tests.admin.conftest import run_create_user
 from tests.analysis.factories import astronaut, coffee, font
 from tests.factories import PASSWORD
@@ -29,6 +33,9 @@ def portrait() -> bytes:
     out = io.BytesIO()
     canvas.save(out, "JPEG", quality=92)
     return out.getvalue()
+
+
+PORTRAIT = portrait()
 
 
 def landscape() -> bytes:
@@ -62,7 +69,7 @@ def test_a_user_uploads_watches_analysis_edits_searches_and_deletes(
     page.evaluate("window.sameDocument = true")
     page.get_by_label("Drop images here or choose files").set_input_files(
         [
-            FilePayload(name="astronaut.jpg", mimeType="image/jpeg", buffer=portrait()),
+            FilePayload(name="astronaut.jpg", mimeType="image/jpeg", buffer=PORTRAIT),
             FilePayload(name="coffee.png", mimeType="image/png", buffer=landscape()),
         ]
     )
@@ -98,6 +105,10 @@ def test_a_user_uploads_watches_analysis_edits_searches_and_deletes(
     expect(page.get_by_role("textbox", name=re.compile(r"^Tags"))).to_have_value("portrait, space")
     screenshot(page, "image")
     image_url = page.url
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename == "astronaut.jpg"
+    assert Path(download.value.path()).read_bytes() == PORTRAIT, "the download is not the upload"
 
     # Search finds it by tag, and only it.
     page.get_by_role("link", name="Gallery").first.click()
@@ -261,3 +272,105 @@ def test_every_page_passes_an_accessibility_audit(
     assert_accessible(page)
     page.get_by_role("link", name="Account").click()
     assert_accessible(page)
+
+
+def test_files_dropped_on_the_page_are_uploaded(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    page = new_page()
+    sign_up(page, ui_server, f"ivan_{secrets.token_hex(4)}")
+    dropped = page.evaluate_handle(
+        """bytes => {
+            const transfer = new DataTransfer();
+            const file = new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"});
+            transfer.items.add(file);
+            return transfer;
+        }""",
+        list(landscape()),
+    )
+    page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": dropped})
+    expect(page.locator("#dropzone")).to_have_class(re.compile(r"\bover\b"))
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
+    expect(page.locator("#grid .card")).to_contain_text("dropped.png")
+    expect(page.locator(".card [data-role=status]")).to_have_text("analysed", timeout=ANALYSED)
+
+
+def test_a_password_change_signs_the_browser_out(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    page = new_page()
+    username = f"judy_{secrets.token_hex(4)}"
+    sign_up(page, ui_server, username)
+    page.get_by_role("link", name="Account").click()
+    page.get_by_label("Current password").fill("not my password")
+    page.get_by_label("New password").fill("a much better password")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("The current password is not correct.")).to_be_visible()
+
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page).to_have_url(re.compile(r"/sign-in$"), timeout=10_000)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Incorrect username or password")
+    page.get_by_label("Password").fill("a much better password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{ui_server.url}/gallery")
+
+
+def put_original(settings: Settings, image_id: str, data: bytes) -> None:
+    """Overwrite a stored original behind iap's back (in a thread with its own event loop)."""
+
+    async def put() -> None:
+        storage = create_storage(settings)
+        try:
+            await storage.put(f"originals/{image_id}", io.BytesIO(data), "image/png")
+        finally:
+            await storage.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, put()).result()
+
+
+def test_a_failed_analysis_shows_its_error_and_an_admin_retries_it(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    owner = new_page()
+    sign_up(owner, ui_server, f"kim_{secrets.token_hex(4)}")
+    original = landscape()
+    owner.get_by_label("Drop images here or choose files").set_input_files(
+        [FilePayload(name="fragile.png", mimeType="image/png", buffer=original)]
+    )
+    expect(owner.locator(".card [data-role=status]")).to_have_text("analysed", timeout=ANALYSED)
+    owner.locator(".card").get_by_role("link").click()
+    image_id = owner.url.rsplit("/", 1)[1]
+
+    put_original(ui_server.settings, image_id, b"\x89PNG\r\n\x1a\n no longer an image")
+    owner.get_by_role("button", name="Analyse again").click()
+    # Live: the page learns of the failure from /events and shows the error.
+    expect(owner.get_by_role("alert").filter(has_text="could not be decoded")).to_be_visible(
+        timeout=ANALYSED
+    )
+    expect(owner.locator(".image-head [data-role=status]")).to_have_text("failed")
+
+    admin_name = f"admin_{secrets.token_hex(4)}"
+    arguments = (admin_name, "--email", f"{admin_name}@example.com", "--password", PASSWORD)
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(run_create_user, ui_server.settings, *arguments, "--admin").result()
+    assert result.exit_code == 0, result.output
+    admin = new_page()
+    admin.goto(f"{ui_server.url}/sign-in?next=/admin")
+    admin.get_by_label("Username").fill(admin_name)
+    admin.get_by_label("Password").fill(PASSWORD)
+    admin.get_by_role("button", name="Sign in").click()
+    row = admin.locator("table.failed tr", has_text=image_id)
+    expect(row).to_contain_text("fragile.png")
+    expect(row).to_contain_text("could not be decoded")
+
+    put_original(ui_server.settings, image_id, original)  # the cause is fixed
+    row.get_by_role("button", name="Retry").click()
+    expect(row).to_have_count(0)
+    expect(owner.locator(".image-head [data-role=status]")).to_have_text(
+        "analysed", timeout=ANALYSED
+    )
