@@ -56,6 +56,21 @@ def sign_up(page: Page, server: LiveServer, username: str) -> None:
     expect(page.get_by_text(username)).to_be_visible()
 
 
+def signed_in_admin(server: LiveServer, page: Page, then: str = "/gallery") -> Page:
+    """A new admin (made by ``iap create-user --admin``) signed in on ``page``, sent to ``then``."""
+    name = f"admin_{secrets.token_hex(4)}"
+    arguments = (name, "--email", f"{name}@example.com", "--password", PASSWORD, "--admin")
+    # In a thread: the CLI runs its own event loop, and Playwright's is current on this one.
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(run_create_user, server.settings, *arguments).result()
+    assert result.exit_code == 0, result.output
+    page.goto(f"{server.url}/sign-in?next={then}")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    return page
+
+
 def test_a_user_uploads_watches_analysis_edits_searches_and_deletes(
     ui_server: LiveServer, new_page: PageFactory
 ) -> None:
@@ -187,17 +202,8 @@ def test_admin_page_shows_figures_and_disables_a_user(
     victim_name = f"erin_{secrets.token_hex(4)}"
     sign_up(victim, ui_server, victim_name)
 
-    admin_name = f"admin_{secrets.token_hex(4)}"
-    arguments = (admin_name, "--email", f"{admin_name}@example.com", "--password", PASSWORD)
-    # In a thread: the CLI runs its own event loop, and Playwright's is current on this one.
-    with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(run_create_user, ui_server.settings, *arguments, "--admin").result()
-    assert result.exit_code == 0, result.output
-    page = new_page()
-    page.goto(f"{ui_server.url}/sign-in")
-    page.get_by_label("Username").fill(admin_name)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page = signed_in_admin(ui_server, new_page())
+    expect(page).to_have_url(f"{ui_server.url}/gallery")
     page.get_by_role("link", name="Admin").click()
     expect(page.get_by_role("heading", name="Administration")).to_be_visible()
     expect(page.locator(".stats")).to_contain_text("users")
@@ -354,16 +360,7 @@ def test_a_failed_analysis_shows_its_error_and_an_admin_retries_it(
     )
     expect(owner.locator(".image-head [data-role=status]")).to_have_text("failed")
 
-    admin_name = f"admin_{secrets.token_hex(4)}"
-    arguments = (admin_name, "--email", f"{admin_name}@example.com", "--password", PASSWORD)
-    with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(run_create_user, ui_server.settings, *arguments, "--admin").result()
-    assert result.exit_code == 0, result.output
-    admin = new_page()
-    admin.goto(f"{ui_server.url}/sign-in?next=/admin")
-    admin.get_by_label("Username").fill(admin_name)
-    admin.get_by_label("Password").fill(PASSWORD)
-    admin.get_by_role("button", name="Sign in").click()
+    admin = signed_in_admin(ui_server, new_page(), then="/admin")
     row = admin.locator("table.failed tr", has_text=image_id)
     expect(row).to_contain_text("fragile.png")
     expect(row).to_contain_text("could not be decoded")

@@ -121,6 +121,12 @@ def render(
     return response
 
 
+def render_error(
+    request: Request, browser: Visitor, message: str, status_code: int
+) -> HTMLResponse:
+    return render(request, browser, "error.html", {"message": message}, status_code=status_code)
+
+
 def _local_path(target: str | None) -> str:
     """Only same-site paths are followed after sign-in (no open redirects)."""
     if (
@@ -250,9 +256,7 @@ async def sign_out(
         try:
             check_csrf(request, services.settings, browser.session_id, csrf_token)
         except CsrfFailed as exc:
-            return render(
-                request, browser, "error.html", {"message": exc.detail}, status_code=exc.status
-            )
+            return render_error(request, browser, exc.detail, exc.status)
         cookie = request.cookies[SESSION_COOKIE]
         await auth_service.end_session(
             session, auth_service.decode_session_token(services.settings, cookie)
@@ -386,14 +390,25 @@ async def _cards(session: DbSession, images: list[Any]) -> list[Card]:
     return cards
 
 
-async def _gallery_page(
-    session: DbSession, user: User, query: GalleryQuery
-) -> tuple[int, list[Card], str | None]:
+@dataclass
+class CardsPage:
+    total: int
+    cards: list[Card]
+    more: str | None  # the next page, for a link
+    more_fragment: str | None  # the next page's cards alone, for the script
+
+
+async def _gallery_page(session: DbSession, user: User, query: GalleryQuery) -> CardsPage:
     total, rows = await image_service.list_images(
         session, user, query.filters(), page=query.page, limit=PAGE_SIZE
     )
-    more = query.url("/gallery", query.page + 1) if query.page * PAGE_SIZE < total else None
-    return total, await _cards(session, rows), more
+    has_more = query.page * PAGE_SIZE < total
+    return CardsPage(
+        total=total,
+        cards=await _cards(session, rows),
+        more=query.url("/gallery", query.page + 1) if has_more else None,
+        more_fragment=query.url("/gallery/cards", query.page + 1) if has_more else None,
+    )
 
 
 @router.get("/gallery")
@@ -402,12 +417,8 @@ async def gallery(
 ) -> Response:
     if browser.user is None:
         return sign_in_redirect(request)
-    total, cards, more = await _gallery_page(session, browser.user, query)
     context = {
-        "cards": cards,
-        "total": total,
-        "more": more,
-        "more_fragment": more and more.replace("/gallery?", "/gallery/cards?", 1),
+        "page": await _gallery_page(session, browser.user, query),
         "query": query,
         "statuses": [s.value for s in JobStatus],
         "formats": ["jpeg", "png", "webp", "gif", "tiff", "bmp", "heif", "avif"],
@@ -422,13 +433,8 @@ async def gallery_cards(
     """The next page of cards, as HTML to append (infinite scroll)."""
     if browser.user is None:
         return Response(status_code=status.HTTP_401_UNAUTHORIZED)
-    _, cards, more = await _gallery_page(session, browser.user, query)
-    context = {
-        "cards": cards,
-        "more": more,
-        "more_fragment": more and more.replace("/gallery?", "/gallery/cards?", 1),
-    }
-    return render(request, browser, "_cards.html", context)
+    page = await _gallery_page(session, browser.user, query)
+    return render(request, browser, "_cards.html", {"page": page})
 
 
 async def _owned(session: DbSession, user: User, image_id: uuid.UUID) -> Any | None:
@@ -463,13 +469,8 @@ async def image_page(
         return sign_in_redirect(request)
     row = await _owned(session, browser.user, image_id)
     if row is None:
-        return render(
-            request,
-            browser,
-            "error.html",
-            {"message": "There is no image here: it was deleted, or the link is wrong."},
-            status_code=404,
-        )
+        message = "There is no image here: it was deleted, or the link is wrong."
+        return render_error(request, browser, message, 404)
     image = ImageOut.model_validate(row)
     results = {r.analyser: r for r in await analysis_service.results_of(session, image.id)}
 
@@ -514,13 +515,7 @@ async def admin_page(request: Request, browser: Browser, session: DbSession) -> 
     if browser.user is None:
         return sign_in_redirect(request)
     if browser.user.role != Role.ADMIN:
-        return render(
-            request,
-            browser,
-            "error.html",
-            {"message": "This page is for administrators."},
-            status_code=403,
-        )
+        return render_error(request, browser, "This page is for administrators.", 403)
     total_users, users = await auth_service.list_users(session, page=1, limit=100)
     total_failed, failed = await analysis_service.failed_jobs(session, page=1, limit=100)
     context = {
