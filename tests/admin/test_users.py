@@ -178,6 +178,22 @@ def test_user_list_is_paginated_oldest_first_without_overlap(
     assert beyond["total"] == total
 
 
+def test_user_search_matches_username_or_email_in_any_case(
+    client: TestClient, admin: Account, alice: Account, bob: Account
+) -> None:
+    by_name = client.get(
+        "/admin/users", params={"q": alice.username.upper()}, headers=admin.headers
+    ).json()
+    assert [u["id"] for u in by_name["data"]] == [alice.id]
+    assert by_name["total"] == 1
+    by_email = client.get("/admin/users", params={"q": bob.email}, headers=admin.headers).json()
+    assert [u["id"] for u in by_email["data"]] == [bob.id]
+    # LIKE wildcards are plain characters here: '%' matches only a literal '%'.
+    nothing = client.get("/admin/users", params={"q": "%"}, headers=admin.headers).json()
+    assert nothing == {"total": 0, "skip": 1, "limit": 50, "data": []}
+    assert_validation_error(client.get("/admin/users?q=a%00b", headers=admin.headers))
+
+
 @pytest.mark.parametrize(
     "query", ["skip=0", "skip=-1", "limit=0", "limit=101", "skip=x", "limit=1.5"]
 )

@@ -19,6 +19,7 @@ from iap.auth.schemas import UserOut
 from iap.deps import AppServices, DbSession
 from iap.errors import AppError
 from iap.images.schemas import MAX_PAGE, AnalysisSummary
+from iap.text import NO_CONTROL_PATTERN
 
 router = APIRouter(
     prefix="/admin", tags=["admin"], responses={403: {"description": "Not an admin"}}
@@ -43,9 +44,17 @@ async def list_users(
     session: DbSession,
     skip: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=254,
+            pattern=NO_CONTROL_PATTERN,
+            description="Only accounts whose username or email contains this (any case).",
+        ),
+    ] = None,
 ) -> UserPage:
-    """Every account, oldest first."""
-    total, users = await auth_service.list_users(session, page=skip, limit=limit)
+    """Every account (or those matching ``q``), oldest first."""
+    total, users = await auth_service.list_users(session, page=skip, limit=limit, search=q)
     return UserPage(
         total=total, skip=skip, limit=limit, data=[UserOut.model_validate(u) for u in users]
     )

@@ -279,11 +279,26 @@ async def set_user_active(session: AsyncSession, user_id: uuid.UUID, active: boo
     return user
 
 
-async def list_users(session: AsyncSession, *, page: int, limit: int) -> tuple[int, list[User]]:
-    total = await session.scalar(select(func.count()).select_from(User)) or 0
-    rows = await session.scalars(
-        select(User).order_by(User.created_at, User.id).offset((page - 1) * limit).limit(limit)
-    )
+async def list_users(
+    session: AsyncSession,
+    *,
+    page: int,
+    limit: int,
+    search: str | None = None,
+    newest_first: bool = False,
+) -> tuple[int, list[User]]:
+    """A page of accounts, oldest first unless ``newest_first``; ``search`` keeps those whose
+    username or email contains it (case-insensitive)."""
+    query = select(User)
+    if search:
+        needle = search.lower()
+        query = query.where(
+            func.lower(User.username).contains(needle, autoescape=True)
+            | User.email.contains(needle, autoescape=True)  # stored lower-case
+        )
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    order = (User.created_at.desc(), User.id.desc()) if newest_first else (User.created_at, User.id)
+    rows = await session.scalars(query.order_by(*order).offset((page - 1) * limit).limit(limit))
     return total, list(rows)
 
 

@@ -323,6 +323,13 @@ def _clean(value: str | None, limit: int = 200) -> str | None:
     return value or None
 
 
+def _page_number(value: str | None) -> int:
+    """A page number from the URL; anything else is the first page."""
+    if value is not None and value.isdigit() and 0 < int(value) <= MAX_PAGE:
+        return int(value)
+    return 1
+
+
 def gallery_query(
     status_: Annotated[str | None, Query(alias="status")] = None,
     tag: str | None = None,
@@ -351,9 +358,6 @@ def gallery_query(
             job_status = JobStatus(wanted)
         except ValueError:
             problems.append(f"'{wanted}' is not an analysis status; showing all.")
-    number = 1
-    if page is not None:
-        number = int(page) if page.isdigit() and 0 < int(page) <= MAX_PAGE else 1
     return GalleryQuery(
         status=job_status,
         tag=(_clean(tag, 50) or "").lower() or None,
@@ -361,7 +365,7 @@ def gallery_query(
         after=day(after, "from"),
         before=day(before, "to"),
         q=_clean(q),
-        page=number,
+        page=_page_number(page),
         problems=problems,
     )
 
@@ -510,18 +514,38 @@ async def account_page(
     return render(request, browser, "account.html", {"keys": keys})
 
 
+ADMIN_PAGE_SIZE = 50
+
+
 @router.get("/admin")
-async def admin_page(request: Request, browser: Browser, session: DbSession) -> Response:
+async def admin_page(
+    request: Request,
+    browser: Browser,
+    session: DbSession,
+    q: str | None = None,
+    page: str | None = None,
+) -> Response:
     if browser.user is None:
         return sign_in_redirect(request)
     if browser.user.role != Role.ADMIN:
         return render_error(request, browser, "This page is for administrators.", 403)
-    total_users, users = await auth_service.list_users(session, page=1, limit=100)
+    search = _clean(q, 254)
+    number = _page_number(page)
+    total_users, users = await auth_service.list_users(
+        session, page=number, limit=ADMIN_PAGE_SIZE, search=search, newest_first=True
+    )
     total_failed, failed = await analysis_service.failed_jobs(session, page=1, limit=100)
+
+    def users_url(to: int) -> str:
+        return "/admin?" + urlencode({k: v for k, v in {"q": search, "page": to}.items() if v})
+
     context = {
         "stats": await stats(session),
         "users": users,
         "total_users": total_users,
+        "search": search,
+        "previous": users_url(number - 1) if number > 1 else None,
+        "next": users_url(number + 1) if number * ADMIN_PAGE_SIZE < total_users else None,
         "failed": failed,
         "total_failed": total_failed,
     }
