@@ -122,14 +122,16 @@ async def read_image(
     session: AsyncSession, cache: Cache, user: User, image_id: uuid.UUID, ttl: int
 ) -> ImageOut:
     """An image's metadata, from the cache when it is there. The owner check runs either way."""
-    cached = await cache.get(_cache_key(image_id))
+    key = _cache_key(image_id)
+    cached = await cache.get(key)
     if cached is not None:
         out = ImageOut.model_validate_json(cached)
         if out.user_id != user.id:
             raise NotImageOwner()
         return out
+    lease = await cache.lease(key)  # before reading: a change after this voids the fill
     out = ImageOut.model_validate(await get_owned_image(session, user, image_id))
-    await cache.set(_cache_key(image_id), out.model_dump_json(), ttl)
+    await cache.fill(key, out.model_dump_json(), ttl, lease)
     return out
 
 
