@@ -15,6 +15,8 @@ export UV_COMPILE_BYTECODE := 1
 
 # The browser tests drive Debian's Chromium (Playwright launches it; no browser download).
 CHROMIUM ?= /usr/bin/chromium
+# The topology test puts Debian's nginx in front of the API processes, as in a scaled deployment.
+NGINX ?= /usr/sbin/nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test pytest lint format typecheck screenshots clean
@@ -36,13 +38,18 @@ run: install
 ## Lint, type-check and run the whole test suite.
 test: lint typecheck pytest
 
-pytest: install $(CHROMIUM)
+pytest: install $(CHROMIUM) $(NGINX)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 $(CHROMIUM):
 	@echo "Installing Debian's chromium for the browser tests (apt-get, once)"
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+$(NGINX):
+	@echo "Installing Debian's nginx for the topology test (apt-get, once)"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx
 
 ## Refresh docs/screenshots/ from the browser tests.
 screenshots: install $(CHROMIUM)

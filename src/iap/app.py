@@ -21,7 +21,7 @@ from iap import __version__, migrations
 from iap.admin.router import router as admin_router
 from iap.analysis.analysers import ANALYSERS
 from iap.analysis.router import router as analysis_router
-from iap.analysis.worker import WorkerRuntime
+from iap.analysis.worker import WorkerRuntime, drain_timeout_ms
 from iap.auth.router import router as auth_router
 from iap.cache import Cache, MemoryCache, RedisBreaker, RedisCache, create_redis
 from iap.config import ConfigError, Settings, load_settings
@@ -34,6 +34,8 @@ from iap.events.router import webhooks as webhooks_router
 from iap.events.service import Notifier
 from iap.images import service as image_service
 from iap.images.router import router as images_router
+from iap.observability.middleware import RequestObservability
+from iap.observability.router import router as observability_router
 from iap.queue import AnalysisQueue
 from iap.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from iap.storage import StorageUnavailable, create_storage
@@ -213,7 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
             if worker is not None:
                 # In a thread: in-flight jobs still need this loop to record their results.
-                await to_thread.run_sync(worker.stop)
+                await to_thread.run_sync(worker.stop, drain_timeout_ms(settings))
             await close_services(services)
 
     app = FastAPI(
@@ -224,6 +226,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
+    # Added last, so it wraps the other middleware: it times all of a request's handling.
+    app.add_middleware(RequestObservability)
     app.include_router(auth_router)
     app.include_router(images_router)
     app.include_router(analysis_router)
@@ -231,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(webhooks_router)
     app.include_router(web_router)
+    app.include_router(observability_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get(

@@ -6,6 +6,7 @@ with one clear line instead of failing at the first request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import cached_property
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -115,7 +116,41 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="Reverse proxies whose X-Forwarded-For/-Proto `iap serve` believes: "
+        "comma-separated addresses or networks, or * for any.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = Field(
+        "console", description="console: readable lines; json: one JSON object a line."
+    )
+    shutdown_timeout_seconds: PositiveInt = Field(
+        30, description="After SIGTERM, how long `iap serve` lets in-flight requests finish."
+    )
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Where `iap worker` serves /metrics; unset = nowhere."
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Address `iap worker` binds its metrics port to."
+    )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: str) -> str:
+        # uvicorn silently ignores an entry it cannot parse (the proxy would then be distrusted
+        # and every client would look like the proxy): refuse it here, with its name.
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if "*" in entries:
+            return "*"
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry)  # an address is a one-address network
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address, a network such as 10.0.0.0/8, or *"
+                ) from None
+        return ",".join(entries)
 
     @model_validator(mode="after")
     def _check_urls(self) -> Settings:

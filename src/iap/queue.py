@@ -15,6 +15,7 @@ import logging
 import traceback
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import dramatiq
@@ -25,6 +26,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, Retries
 
 from iap.config import Settings
+from iap.observability.context import MessageContext, message_options
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class AnalysisQueue:
         # Dramatiq runs after-hooks in reverse order: placed before Retries, this hook runs
         # after it and sees whether Retries gave up on the message.
         self.broker.add_middleware(JobFailures(self), before=Retries)
+        # First of all: every other middleware's hooks then log with the message's request id.
+        self.broker.add_middleware(MessageContext(), before=type(self.broker.middleware[0]))
         # Set, per actor, by the process that runs a worker (iap.analysis.worker.WorkerRuntime).
         self.handlers: dict[str, JobHandler] = {}
         self.failure_handlers: dict[str, FailureHandler] = {}
@@ -113,10 +117,14 @@ class AnalysisQueue:
         is logged, not raised: the jobs stay queued in the database and the reconciler sends
         analysis jobs later."""
         actor = self.actor if actor_name == ACTOR_NAME else self.webhook_actor
+        # The request id travels as a message option: the argument stays the job id alone.
+        options = message_options()
         sent: list[uuid.UUID] = []
         for job_id in job_ids:
             try:
-                await to_thread.run_sync(actor.send, str(job_id))
+                await to_thread.run_sync(
+                    partial(actor.send_with_options, args=(str(job_id),), **options)
+                )
             except Exception as exc:
                 log.warning(
                     "broker refused job %s (%s); the reconciler will resend it", job_id, exc

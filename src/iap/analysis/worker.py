@@ -27,6 +27,8 @@ from iap.events.bus import make_event
 from iap.events.service import stale_deliveries
 from iap.events.webhooks import WebhookDeliverer
 from iap.images.service import invalidate
+from iap.observability.logs import configure_logging
+from iap.observability.metrics import observe_job, observe_pass
 from iap.queue import ACTOR_NAME, WEBHOOK_ACTOR, AnalysisQueue
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class WorkerRuntime:
         ticket = self._run(self._claim(uuid.UUID(job_id)))
         if ticket is None:
             log.info("job %s is not waiting for analysis any more; message dropped", job_id)
+            observe_job("dropped")
             return
         self._announce(ticket.user_id, "analysis.started", ticket, attempt=ticket.attempt)
         data = self._run(self._read_original(ticket.storage_key))
@@ -63,7 +66,9 @@ class WorkerRuntime:
         analysers = [a for a in chosen if a.name not in disabled]
         decode_ms, outcomes = run_pass(io.BytesIO(data), analysers)
         del data
+        observe_pass(decode_ms, outcomes)
         self._run(self._record_success(ticket, outcomes))
+        observe_job("succeeded")
         failed = [o.analyser for o in outcomes if o.status == "failed"]
         self._announce(ticket.user_id, "analysis.succeeded", ticket, failed_analysers=failed)
         log.info(
@@ -79,6 +84,7 @@ class WorkerRuntime:
         log.warning(
             "job %s attempt failed%s: %s", job_id, " for the last time" if final else "", error
         )
+        observe_job("failed" if final else "retrying")
         owner = self._run(self._record_failure(uuid.UUID(job_id), error, final))
         if owner is not None:
             image_id, user_id = owner
@@ -156,14 +162,19 @@ class WorkerRuntime:
             await asyncio.sleep(self.services.settings.reconcile_interval_seconds)
 
 
+def drain_timeout_ms(settings: Settings) -> int:
+    """How long stopping a worker waits for the messages in hand. No attempt may outlive its
+    actor's time limit, so this lets every one of them finish, yet is never a wait without end;
+    messages fetched but not started go back to the broker at once."""
+    longest = max(settings.analysis_time_limit_seconds, settings.webhook_timeout_seconds + 30)
+    return (longest + 5) * 1000
+
+
 def run_worker(settings: Settings, threads: int) -> None:
     """Body of one ``iap worker`` process: consume until SIGTERM/SIGINT, then drain and exit."""
     from iap.app import build_services, close_services
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     loop = asyncio.new_event_loop()
     io_thread = threading.Thread(target=loop.run_forever, name="iap-io", daemon=True)
     io_thread.start()
@@ -171,7 +182,6 @@ def run_worker(settings: Settings, threads: int) -> None:
     def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    logging.getLogger("pika").setLevel(logging.WARNING)
     services = run(build_services(settings))
     queue = services.queue
     runtime = WorkerRuntime(services, queue, loop)
@@ -188,7 +198,7 @@ def run_worker(settings: Settings, threads: int) -> None:
     stop.wait()
     log.info("worker stopping: finishing messages in hand")
     reconciler.cancel()
-    worker.stop()
+    worker.stop(timeout=drain_timeout_ms(settings))
     run(close_services(services))  # closes the queue too
     loop.call_soon_threadsafe(loop.stop)
     io_thread.join(timeout=5)

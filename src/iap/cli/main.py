@@ -26,6 +26,8 @@ from rich.progress import (
 from iap.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from iap.client import IapClient
     from iap.deps import Services
 
@@ -50,6 +52,14 @@ IMAGE_SUFFIXES = {
     ".heif",
     ".avif",
 }
+
+
+# Progress bars go to stderr when it is a terminal; IAP_PROGRESS=1 shows them anyway (logs, CI).
+PROGRESS_VARIABLE = "IAP_PROGRESS"
+
+
+def _show_progress() -> bool:
+    return console.is_terminal or os.environ.get(PROGRESS_VARIABLE) == "1"
 
 
 def _settings() -> Settings:
@@ -87,6 +97,17 @@ async def _nothing(services: Services) -> None:
     """For a pre-flight check: connecting is the whole test."""
 
 
+def served_app() -> FastAPI:
+    """The app as ``iap serve`` runs it in each server process: logging is set up first, for
+    the processes of ``--workers N`` are fresh interpreters that inherit none."""
+    from iap.app import create_app
+    from iap.observability.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -95,24 +116,47 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [default: IAP_PORT or 8000].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
 ) -> None:
-    """Run the API (and, on embedded defaults, everything else) in this process."""
-    import uvicorn
+    """Run the API (and, on embedded defaults, everything else) in this process. On SIGTERM
+    it stops accepting connections, lets requests in flight finish (at most
+    IAP_SHUTDOWN_TIMEOUT_SECONDS), then lets the analysis threads finish their jobs."""
+    from contextlib import nullcontext
+
+    from iap.observability.logs import configure_logging
+    from iap.observability.metrics import shared_metrics_dir
 
     settings = _settings()
     _with_services(settings, _nothing)  # misconfiguration stops here with one line
-    console.print(
-        f"iap on http://{host or settings.host}:{port or settings.port}  "
-        f"(docs: /docs, data: {settings.resolved_database_url.split('://')[0]}, "
-        f"storage: {settings.resolved_storage_url.split('://')[0]})"
-    )
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.log_format == "console":  # in JSON, every line of output must be a record
+        console.print(
+            f"iap on http://{host or settings.host}:{port or settings.port}  "
+            f"(docs: /docs, data: {settings.resolved_database_url.split('://')[0]}, "
+            f"storage: {settings.resolved_storage_url.split('://')[0]})"
+        )
+    # Several server processes share one metrics directory: whichever answers /metrics
+    # speaks for all of them.
+    with shared_metrics_dir() if workers > 1 else nullcontext():
+        _run_uvicorn(settings, host or settings.host, port or settings.port, workers)
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
-        "iap.app:create_app",
+        "iap.cli.main:served_app",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host,
+        port=port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=None,  # served_app sets logging up, in every server process
+        access_log=False,  # the app logs each request itself, with its request id
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        # Behind nginx the socket's peer is the proxy: believe its X-Forwarded-For/-Proto (the
+        # client's address for rate limits, https for Secure cookies), but only from the
+        # proxies named in IAP_FORWARDED_ALLOW_IPS, so a client cannot claim another address.
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
@@ -122,22 +166,56 @@ def worker(
     threads: Annotated[
         int | None, typer.Option(min=1, max=64, help="Threads per process [IAP_WORKER_THREADS].")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Serve Prometheus metrics here [IAP_WORKER_METRICS_PORT]."
+        ),
+    ] = None,
 ) -> None:
-    """Consume analysis jobs from the broker (IAP_BROKER_URL) until SIGTERM/SIGINT."""
-    import multiprocessing
-
+    """Consume analysis jobs from the broker (IAP_BROKER_URL) until SIGTERM/SIGINT. On SIGTERM
+    each process finishes the jobs in hand and gives back those it fetched but had not
+    started. With a metrics port, one endpoint answers for all the processes."""
     from iap.analysis.worker import run_worker
+    from iap.observability.logs import configure_logging
+    from iap.observability.metrics import shared_metrics_dir
 
     settings = _settings()
     if settings.broker_url is None:
         raise _fail(
             "IAP_BROKER_URL is not set: without a broker, analysis runs inside `iap serve`", 2
         )
-    _with_services(settings, _nothing)
+    _with_services(settings, _nothing)  # misconfiguration stops here with one line
+    configure_logging(settings.log_level, settings.log_format)
     count = threads or settings.worker_threads
+    port = metrics_port or settings.worker_metrics_port
     if processes == 1:
+        _serve_worker_metrics(settings.worker_metrics_host, port)
         run_worker(settings, count)
         return
+    # The processes write their samples to a shared directory; this one serves their sum.
+    with shared_metrics_dir():
+        _serve_worker_metrics(settings.worker_metrics_host, port)
+        _supervise_workers(settings, count, processes)
+
+
+def _serve_worker_metrics(host: str, port: int | None) -> None:
+    from iap.observability.metrics import serve_worker_metrics
+
+    if port is None:
+        return
+    try:
+        serve_worker_metrics(host, port)
+    except OSError as exc:
+        raise _fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}", 2) from None
+
+
+def _supervise_workers(settings: Settings, count: int, processes: int) -> None:
+    """Run ``processes`` worker processes; hand them this process's SIGTERM/SIGINT."""
+    import multiprocessing
+
+    from iap.analysis.worker import run_worker
+
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=run_worker, args=(settings, count), name=f"iap-worker-{i}")
@@ -298,7 +376,7 @@ def upload(
         # Image ids go to stdout for scripts (`iap upload dir > ids.txt`), never into the bar.
         redirect_stdout=False,
         redirect_stderr=False,
-        disable=not console.is_terminal and os.environ.get("IAP_PROGRESS") != "1",
+        disable=not _show_progress(),
     )
     with IapClient(server, token=token, api_key=api_key) as client:
         _check_access(client, server)
