@@ -443,6 +443,62 @@ def _upload_all(
                     progress.console.print(f"[red]failed[/red] {path}: {exc}")
 
 
+@app.command("export")
+def export_data(
+    directory: Annotated[Path, typer.Argument(help="New (or empty) folder for the archive.")],
+) -> None:
+    """Write this install's data to an archive folder: every table as JSON Lines, every stored
+    file (originals and derivatives) with its sha256, and a manifest. Stop the servers first."""
+    from iap.transfer import RichProgress, TransferError, export_install
+
+    settings = _settings()
+
+    async def run(services: Services) -> str:
+        with RichProgress(console, enabled=_show_progress()) as progress:
+            summary = await export_install(services.engine, services.storage, directory, progress)
+        return summary.describe()
+
+    try:
+        described = _with_services(settings, run)
+    except TransferError as exc:
+        raise _fail(exc.message, exc.exit_code) from None
+    console.print(f"exported to {directory}: {described}")
+
+
+@app.command("import")
+def import_data(
+    directory: Annotated[Path, typer.Argument(help="An archive folder made by `iap export`.")],
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge", help="Import into an install that holds data: add only what it lacks."
+        ),
+    ] = False,
+) -> None:
+    """Load an archive made by `iap export` into this install (migrated to the same schema, and
+    empty unless --merge). Every checksum is verified before anything is written."""
+    from iap.transfer import RichProgress, TransferError, import_install, open_archive
+
+    try:
+        archive = open_archive(directory)  # a bad archive fails before the target is touched
+    except TransferError as exc:
+        raise _fail(exc.message, exc.exit_code) from None
+    settings = _settings()
+
+    async def run(services: Services) -> str:
+        with RichProgress(console, enabled=_show_progress()) as progress:
+            summary = await import_install(
+                services.engine, services.storage, archive, progress, merge=merge
+            )
+        return summary.describe()
+
+    try:
+        described = _with_services(settings, run)
+    except TransferError as exc:
+        raise _fail(exc.message, exc.exit_code) from None
+    console.print(f"imported from {directory}: {described}")
+
+
 def main() -> None:
     try:
         app()
