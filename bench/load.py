@@ -1,0 +1,590 @@
+"""Load benchmark, run on demand: `.venv/bin/python bench/load.py`.
+
+Measures uploads/s (`POST /image/upload`, small JPEGs) and metadata reads/s (`GET /image/{id}`)
+with their p50/p99 latencies, from one async httpx client with a fixed number of requests in
+flight, against servers started here as subprocesses:
+- a bare FastAPI app on uvicorn (a multipart upload that keeps nothing, a GET of a small dict):
+  the ceiling for this client, server stack and machine, measured in the same run;
+- the embedded default: `iap serve` on a new data dir (SQLite, local files, in-process worker);
+- the scaled deployment: `iap serve` and `iap worker` on PostgreSQL, Redis, RabbitMQ and S3
+  (moto's server), named by the variables the tests use (IAP_TEST_POSTGRES_URL,
+  IAP_TEST_REDIS_URL, IAP_TEST_AMQP_URL), with a new database, bucket, queue and Redis prefix.
+Reads are measured first, on images whose analysis has finished (a quiet server); uploads after,
+while their analysis runs on the same CPUs, as it does in use. Everything started is stopped and
+everything created is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import itertools
+import os
+import platform
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from fastapi import FastAPI, UploadFile
+
+RATE_LIMITS_OFF = "1000000/60"
+READY_TIMEOUT = 90.0
+
+
+# The ceiling: a bare FastAPI app ---------------------------------------------------------------
+
+
+def make_bare_app() -> FastAPI:
+    """The least an upload and a metadata read can cost on FastAPI + uvicorn."""
+    app = FastAPI()
+    items: dict[str, dict[str, Any]] = {}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/upload", status_code=201)
+    async def upload(file: UploadFile) -> dict[str, Any]:
+        data = await file.read()
+        item_id = str(uuid.uuid4())
+        items[item_id] = {"id": item_id, "filename": file.filename, "size": len(data)}
+        return items[item_id]
+
+    @app.get("/item/{item_id}")
+    async def item(item_id: str) -> dict[str, Any]:
+        return items.get(item_id) or {"id": item_id}
+
+    return app
+
+
+# Images ----------------------------------------------------------------------------------------
+
+
+class Jpegs:
+    """Small photo-like JPEGs; each call returns bytes no upload has sent before (a counter in a
+    JPEG comment segment), so no layer can serve a repeat from anywhere."""
+
+    def __init__(self, count: int = 16, size: tuple[int, int] = (640, 480)) -> None:
+        from PIL import Image, ImageDraw
+
+        self.pool: list[bytes] = []
+        for n in range(count):
+            image = Image.linear_gradient("L").resize(size).convert("RGB")
+            draw = ImageDraw.Draw(image)
+            for k in range(12):
+                x, y = (n * 37 + k * 53) % size[0], (n * 29 + k * 71) % size[1]
+                draw.ellipse((x, y, x + 60, y + 60), fill=((n * 40) % 256, k * 20, 200 - k * 10))
+            out = io.BytesIO()
+            image.save(out, "JPEG", quality=85)
+            self.pool.append(out.getvalue())
+        self.counter = 0
+
+    def next(self) -> bytes:
+        self.counter += 1
+        base = self.pool[self.counter % len(self.pool)]
+        comment = f"bench {self.counter} {secrets.token_hex(4)}".encode()
+        segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+        return base[:2] + segment + base[2:]  # right after the SOI marker
+
+    @property
+    def sizes(self) -> str:
+        kb = sorted(len(data) / 1000 for data in self.pool)
+        return f"{kb[0]:.0f}-{kb[-1]:.0f} kB"
+
+
+# Processes -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A subprocess in its own process group (its children go with it), logging to ``log``,
+    stopped with SIGTERM (then SIGKILL) at the end."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url} exited at start-up:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not become healthy:\n{log.read_text()[-2000:]}")
+
+
+def base_env() -> dict[str, str]:
+    """The environment of every server: this one without any IAP_ setting of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IAP_")}
+    env |= {
+        "IAP_LOG_LEVEL": "warning",
+        "IAP_UPLOAD_RATE_LIMIT": RATE_LIMITS_OFF,
+        "IAP_LOGIN_RATE_LIMIT": RATE_LIMITS_OFF,
+        "IAP_SIGNUP_RATE_LIMIT": RATE_LIMITS_OFF,
+    }
+    return env
+
+
+def iap_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "iap", *args]
+
+
+@dataclass
+class Server:
+    """A running target: where it listens and how to speak to it."""
+
+    label: str
+    url: str
+    upload_path: str
+    get_path: str  # with {id}
+    iap: bool
+    log: Path
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def start_bare(stack: ExitStack, workdir: Path) -> Server:
+    port = free_port()
+    log = workdir / "bare.log"
+    args = [sys.executable, "-m", "uvicorn", "--factory", "load:make_bare_app"]
+    args += ["--app-dir", str(Path(__file__).parent), "--port", str(port)]
+    args += ["--log-level", "warning", "--no-access-log"]
+    proc = stack.enter_context(process(args, base_env(), log))
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc, log)
+    return Server("bare FastAPI (ceiling)", url, "/upload", "/item/{id}", iap=False, log=log)
+
+
+def start_embedded(stack: ExitStack, workdir: Path, disabled: str) -> Server:
+    port = free_port()
+    env = base_env() | {
+        "IAP_DATA_DIR": str(workdir / "embedded"),
+        "IAP_DISABLED_ANALYSERS": disabled,
+    }
+    log = workdir / "embedded.log"
+    proc = stack.enter_context(process(iap_command("serve", "--port", str(port)), env, log))
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc, log)
+    return Server(
+        "embedded (SQLite, files)", url, "/image/upload", "/image/{id}", iap=True, log=log
+    )
+
+
+@dataclass(frozen=True)
+class Services:
+    postgres: str
+    redis: str
+    amqp: str
+
+    @staticmethod
+    def from_env() -> Services | None:
+        names = ("IAP_TEST_POSTGRES_URL", "IAP_TEST_REDIS_URL", "IAP_TEST_AMQP_URL")
+        values = [os.environ.get(name) for name in names]
+        if not all(values):
+            return None
+        postgres, redis, amqp = (str(v) for v in values)
+        return Services(postgres.replace("postgresql+asyncpg://", "postgresql://"), redis, amqp)
+
+
+def start_scaled(
+    stack: ExitStack, workdir: Path, services: Services, disabled: str, worker_threads: int
+) -> Server:
+    tag = secrets.token_hex(4)
+    database = stack.enter_context(fresh_database(services.postgres, f"iap_bench_{tag}"))
+    endpoint, bucket = start_moto(stack, workdir)
+    queue = f"iap-bench-{tag}"
+    prefix = f"iap-bench-{tag}:"
+    stack.callback(forget_queue, services.amqp, queue)
+    stack.callback(forget_redis_keys, services.redis, prefix)
+    env = base_env() | {
+        "IAP_DATA_DIR": str(workdir / "scaled"),
+        "IAP_DATABASE_URL": database,
+        "IAP_STORAGE_URL": f"s3://{bucket}/iap",
+        "IAP_S3_ENDPOINT_URL": endpoint,
+        "IAP_S3_ACCESS_KEY_ID": "bench",
+        "IAP_S3_SECRET_ACCESS_KEY": "bench",
+        "IAP_REDIS_URL": services.redis,
+        "IAP_REDIS_PREFIX": prefix,
+        "IAP_BROKER_URL": services.amqp,
+        "IAP_QUEUE_NAME": queue,
+        "IAP_SECRET_KEY": secrets.token_urlsafe(48),
+        "IAP_DISABLED_ANALYSERS": disabled,
+    }
+    migrated = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        iap_command("migrate"), env=env, capture_output=True, text=True, check=False
+    )
+    if migrated.returncode != 0:
+        raise SystemExit(f"iap migrate failed: {migrated.stderr.strip()}")
+    port = free_port()
+    log = workdir / "scaled-serve.log"
+    proc = stack.enter_context(process(iap_command("serve", "--port", str(port)), env, log))
+    worker_args = iap_command("worker", "--processes", "1", "--threads", str(worker_threads))
+    worker_log = workdir / "scaled-worker.log"
+    stack.enter_context(process(worker_args, env, worker_log))
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc, log)
+    label = "scaled (PostgreSQL, S3, Redis, RabbitMQ)"
+    return Server(label, url, "/image/upload", "/image/{id}", iap=True, log=worker_log)
+
+
+@contextmanager
+def fresh_database(server: str, name: str) -> Iterator[str]:
+    import asyncpg
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(server)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def start_moto(stack: ExitStack, workdir: Path) -> tuple[str, str]:
+    import boto3
+
+    port = free_port()
+    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    log = workdir / "moto.log"
+    proc = stack.enter_context(process(args, base_env(), log))
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                message = f"moto's S3 server did not start:\n{log.read_text()[-2000:]}"
+                raise SystemExit(message) from None
+            time.sleep(0.1)
+    bucket = f"iap-bench-{secrets.token_hex(4)}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",  # noqa: S106 - moto takes any credentials
+    ).create_bucket(Bucket=bucket)
+    return endpoint, bucket
+
+
+def forget_queue(amqp_url: str, queue: str) -> None:
+    """Delete the run's queues (main, delayed, dead letters) from the shared RabbitMQ."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            channel.queue_delete(name)
+    finally:
+        connection.close()
+
+
+def forget_redis_keys(redis_url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+# Load ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    label: str
+    latencies_ms: list[float]
+    errors: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.seconds
+
+    def percentile(self, p: int) -> float:
+        if len(self.latencies_ms) < 2:
+            return self.latencies_ms[0] if self.latencies_ms else float("nan")
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[p - 1]
+
+
+Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+async def drive(
+    client: httpx.AsyncClient, request: Request, concurrency: int, seconds: float
+) -> Measured:
+    """``concurrency`` requests in flight for ``seconds``; latency of each successful one."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def one_lane() -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                response = await request(client)
+                ok = response.is_success
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append((time.perf_counter() - started) * 1000)
+            else:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_lane() for _ in range(concurrency)))
+    return Measured("", latencies, errors, time.perf_counter() - started)
+
+
+async def sign_in(client: httpx.AsyncClient) -> dict[str, str]:
+    username = f"bench_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(16)
+    account = {"username": username, "email": f"{username}@example.com", "password": password}
+    (await client.post("/signup", json=account)).raise_for_status()
+    tokens = await client.post("/login", data={"username": username, "password": password})
+    tokens.raise_for_status()
+    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+
+
+async def upload(client: httpx.AsyncClient, server: Server, jpegs: Jpegs) -> httpx.Response:
+    files = {"file": ("bench.jpg", jpegs.next(), "image/jpeg")}
+    return await client.post(server.upload_path, files=files, headers=server.headers)
+
+
+async def seed(
+    client: httpx.AsyncClient, server: Server, jpegs: Jpegs, args: argparse.Namespace
+) -> list[str]:
+    """Upload ``args.seed`` images and, on iap, wait until their analysis is over."""
+    ids: list[str] = []
+    lanes = asyncio.Semaphore(args.concurrency)
+
+    async def one() -> None:
+        async with lanes:
+            response = await upload(client, server, jpegs)
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+
+    await asyncio.gather(*(one() for _ in range(args.seed)))
+    if server.iap:
+        await wait_analysed(client, server, ids)
+    return ids
+
+
+async def wait_analysed(
+    client: httpx.AsyncClient, server: Server, ids: list[str], within_seconds: float = 300
+) -> None:
+    deadline = time.monotonic() + within_seconds
+    pending = {image_id: "" for image_id in ids}
+    while pending and time.monotonic() < deadline:
+        for image_id in list(pending):
+            # The job as the database has it (the metadata route answers from its cache).
+            path = f"/image/{image_id}/analysis"
+            job = (await client.get(path, headers=server.headers)).json()["job"]
+            if job["status"] in {"succeeded", "failed"}:
+                del pending[image_id]
+            else:
+                pending[image_id] = str(job)
+        await asyncio.sleep(0.5)
+    if pending:
+        raise SystemExit(
+            f"{server.label}: {len(pending)} seed image(s) not analysed after "
+            f"{within_seconds:g} s: {pending}\n{server.log}:\n{server.log.read_text()[-3000:]}"
+        )
+
+
+@dataclass
+class Pair:
+    """One operation on one deployment, and the same on the bare app just before it."""
+
+    operation: str
+    measured: Measured
+    ceiling: Measured
+
+
+@asynccontextmanager
+async def connected(server: Server, concurrency: int) -> AsyncIterator[httpx.AsyncClient]:
+    """The same client, configured the same way, for every server."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=120) as client:
+        if server.iap:
+            server.headers = await sign_in(client)
+        yield client
+
+
+def reader(server: Server, ids: list[str]) -> Request:
+    counter = itertools.count()
+
+    async def read(client: httpx.AsyncClient) -> httpx.Response:
+        image_id = ids[next(counter) % len(ids)]
+        return await client.get(server.get_path.format(id=image_id), headers=server.headers)
+
+    return read
+
+
+def sender(server: Server, jpegs: Jpegs) -> Request:
+    async def send(client: httpx.AsyncClient) -> httpx.Response:
+        return await upload(client, server, jpegs)
+
+    return send
+
+
+async def measure(
+    target: Server, bare: Server, args: argparse.Namespace, jpegs: Jpegs
+) -> list[Pair]:
+    """Reads, then uploads; each on the bare app, then on ``target``, back to back, so that
+    the ceiling is taken under the same conditions as the figure it is set beside."""
+    pairs = []
+    async with (
+        connected(bare, args.concurrency) as bare_client,
+        connected(target, args.concurrency) as target_client,
+    ):
+        lanes = [
+            (bare, bare_client, await seed(bare_client, bare, jpegs, args)),
+            (target, target_client, await seed(target_client, target, jpegs, args)),
+        ]
+        for operation in ("reads", "uploads"):
+            figures = []
+            for server, client, ids in lanes:
+                request = reader(server, ids) if operation == "reads" else sender(server, jpegs)
+                await drive(client, request, args.concurrency, args.warmup)
+                figures.append(await drive(client, request, args.concurrency, args.seconds))
+            ceiling, measured = figures
+            pairs.append(Pair(operation, replace(measured, label=target.label), ceiling))
+    return pairs
+
+
+# Report ----------------------------------------------------------------------------------------
+
+
+def print_table(title: str, pairs: list[Pair]) -> None:
+    print(f"== {title}")
+    print(
+        f"  {'deployment':<42}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}   "
+        f"{'bare req/s':>10}{'p50 ms':>8}{'p99 ms':>8}   {'x ceiling':>9}"
+    )
+    for pair in pairs:
+        row, top = pair.measured, pair.ceiling
+        print(
+            f"  {row.label:<42}{row.rate:>8.1f}{row.percentile(50):>8.1f}"
+            f"{row.percentile(99):>8.1f}{row.errors:>7}   {top.rate:>10.1f}"
+            f"{top.percentile(50):>8.1f}{top.percentile(99):>8.1f}   {row.rate / top.rate:>9.2f}"
+        )
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each measurement")
+    parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before each")
+    parser.add_argument("--seed", type=int, default=40, help="images uploaded before the reads")
+    parser.add_argument(
+        "--disabled-analysers", default="text", help="IAP_DISABLED_ANALYSERS of the iap servers"
+    )
+    parser.add_argument("--worker-threads", type=int, default=2, help="threads of `iap worker`")
+    parser.add_argument("--skip-scaled", action="store_true", help="only the embedded default")
+    args = parser.parse_args()
+
+    services = None if args.skip_scaled else Services.from_env()
+    jpegs = Jpegs()
+    print(
+        f"machine: {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at the start), "
+        f"Python {platform.python_version()}; one httpx client, {args.concurrency} requests in "
+        f"flight, {args.seconds:g} s per measurement after {args.warmup:g} s of warm-up; "
+        f"{jpegs.sizes} JPEGs (640x480); analysers off: {args.disabled_analysers or 'none'}; "
+        "rate limits lifted"
+    )
+    if services is None and not args.skip_scaled:
+        print(
+            "scaled deployment skipped: set IAP_TEST_POSTGRES_URL, IAP_TEST_REDIS_URL and "
+            "IAP_TEST_AMQP_URL"
+        )
+    print()
+
+    results: list[Pair] = []
+    with tempfile.TemporaryDirectory(prefix="iap-load-") as tmp, ExitStack() as bare_stack:
+        workdir = Path(tmp)
+        bare = start_bare(bare_stack, workdir)
+        starters: list[Callable[[ExitStack], Server]] = [
+            lambda stack: start_embedded(stack, workdir, args.disabled_analysers)
+        ]
+        if services is not None:
+            scaled = services
+            starters.append(
+                lambda stack: start_scaled(
+                    stack, workdir, scaled, args.disabled_analysers, args.worker_threads
+                )
+            )
+        for start in starters:
+            # One deployment at a time, stopped before the next one starts.
+            with ExitStack() as stack:
+                target = start(stack)
+                print(f"measuring {target.label} ...", file=sys.stderr)
+                results += asyncio.run(measure(target, bare, args, jpegs))
+
+    print_table(
+        "uploads: POST /image/upload; bare: POST /upload (multipart, kept in a dict)",
+        [pair for pair in results if pair.operation == "uploads"],
+    )
+    print_table(
+        "metadata: GET /image/{id}; bare: GET /item/{id} (a dict)",
+        [pair for pair in results if pair.operation == "reads"],
+    )
+    print(
+        "uploads are analysed while they are measured (in the API process when embedded, by "
+        f"`iap worker` when scaled: 1 process, {args.worker_threads} threads); the reads come "
+        "first, on analysed images. Everything runs on this one machine; bare figures are "
+        "taken just before the ones beside them."
+    )
+
+
+if __name__ == "__main__":
+    main()
