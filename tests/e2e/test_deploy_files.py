@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -483,3 +485,33 @@ def test_nginx_sites_share_the_upstream_and_stream_events_unbuffered() -> None:
     assert access[-1] == "deny all"  # everyone not allowed above
     assert "allow all" not in access
     assert "deny all" not in proxy.replace(metrics.group(1), "")
+
+
+# --- the compose files against the Compose Specification's schema ----------------------------
+
+
+def check_compose_schema(*files: Path) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema with the compose-spec schema it ships (no download): what
+    `docker compose config` would refuse as malformed, short of resolving the variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec"]
+        + [str(f) for f in files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_compose_files_follow_the_compose_specification() -> None:
+    result = check_compose_schema(COMPOSE, COMPOSE_TLS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_schema_check_catches_a_malformed_file(tmp_path: Path) -> None:
+    broken = yaml.safe_load(COMPOSE.read_text())
+    broken["services"]["api"]["depends_on"] = 42  # neither a list nor a mapping
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    result = check_compose_schema(path)
+    assert result.returncode != 0
+    assert "depends_on" in result.stdout + result.stderr
