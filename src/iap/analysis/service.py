@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.analysis.models import AnalysisJob, AnalysisResult, JobStatus
@@ -100,31 +101,38 @@ async def record_success(
     if await session.get(Image, ticket.image_id) is None:
         await delete_image_files(storage, ticket.image_id, ticket.storage_key)
         return
-    for outcome in outcomes:
+    try:
+        for outcome in outcomes:
+            await session.execute(
+                delete(AnalysisResult).where(
+                    AnalysisResult.image_id == ticket.image_id,
+                    AnalysisResult.analyser == outcome.analyser,
+                    AnalysisResult.version == outcome.version,
+                )
+            )
+            session.add(
+                AnalysisResult(
+                    image_id=ticket.image_id,
+                    analyser=outcome.analyser,
+                    version=outcome.version,
+                    status=outcome.status,
+                    result=outcome.result,
+                    error=outcome.error,
+                    duration_ms=round(outcome.duration_ms, 3),
+                )
+            )
         await session.execute(
-            delete(AnalysisResult).where(
-                AnalysisResult.image_id == ticket.image_id,
-                AnalysisResult.analyser == outcome.analyser,
-                AnalysisResult.version == outcome.version,
-            )
+            update(AnalysisJob)
+            .where(AnalysisJob.id == ticket.job_id)
+            .values(status=JobStatus.SUCCEEDED, finished_at=utcnow(), error=None)
         )
-        session.add(
-            AnalysisResult(
-                image_id=ticket.image_id,
-                analyser=outcome.analyser,
-                version=outcome.version,
-                status=outcome.status,
-                result=outcome.result,
-                error=outcome.error,
-                duration_ms=round(outcome.duration_ms, 3),
-            )
-        )
-    await session.execute(
-        update(AnalysisJob)
-        .where(AnalysisJob.id == ticket.job_id)
-        .values(status=JobStatus.SUCCEEDED, finished_at=utcnow(), error=None)
-    )
-    await session.commit()
+        await session.commit()
+    except IntegrityError:
+        # The image was deleted after the check above (its delete won the row lock): the
+        # results have nothing to belong to, and the new files must go with the rest.
+        await session.rollback()
+        await delete_image_files(storage, ticket.image_id, ticket.storage_key)
+        return
     await invalidate(cache, ticket.image_id)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.analysis.models import AnalysisJob, JobStatus
@@ -239,10 +239,25 @@ async def delete_image(
 ) -> None:
     image = await get_owned_image(session, user, image_id)
     key = image.storage_key
+    await lock_images(session, Image.id == image.id)
     await session.delete(image)
     await session.commit()
     await invalidate(cache, image_id)
     await delete_image_files(storage, image_id, key)
+
+
+async def lock_images(
+    session: AsyncSession, where: ColumnElement[bool]
+) -> list[tuple[uuid.UUID, str]]:
+    """Lock the image rows about to be deleted, before anything else. Deleting an image first
+    deletes its job row (the ORM cascade) and then the image; a worker recording results holds
+    the image (its new result rows point at it) and then updates the job: the opposite order,
+    and a deadlock. Taking the image rows first puts both in the same order. (SQLite, which
+    has one writer at a time, ignores the lock.)"""
+    rows = await session.execute(
+        select(Image.id, Image.storage_key).where(where).order_by(Image.id).with_for_update()
+    )
+    return [(image_id, key) for image_id, key in rows]
 
 
 async def purge_user_images(
@@ -250,9 +265,7 @@ async def purge_user_images(
 ) -> None:
     """Delete a user's account row and, through it, every image row, tag and job (the foreign
     keys cascade); then their cache entries and blobs, once the rows are gone for good."""
-    rows = (
-        await session.execute(select(Image.id, Image.storage_key).where(Image.user_id == user.id))
-    ).all()
+    rows = await lock_images(session, Image.user_id == user.id)
     await session.delete(user)
     await session.commit()
     await invalidate(cache, *(image_id for image_id, _ in rows))
