@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -57,10 +58,29 @@ def _require(name: str) -> str:
     pytest.skip(message)
 
 
+def _ephemeral_ports() -> range:
+    """The range the kernel takes outgoing connections' local ports from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port for a server a test starts later, outside the ephemeral range: a
+    port the kernel hands out (bind to 0) can be taken, before the server binds it, as the
+    local end of any outgoing connection (to PostgreSQL, RabbitMQ, ...) made meanwhile."""
+    ephemeral = _ephemeral_ports()
+    candidates = [p for p in range(10_000, 32_768) if p not in ephemeral]
+    for port in random.sample(candidates, 50):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port between 10000 and 32767")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,8 @@ import pika
 import pytest
 
 from iap.config import Settings
+from tests.conftest import _free_port as free_port
 from tests.conftest import settings_env, settings_for
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
