@@ -22,6 +22,7 @@ import io
 import itertools
 import os
 import platform
+import random
 import secrets
 import signal
 import socket
@@ -110,9 +111,16 @@ class Jpegs:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port below Linux's ephemeral range (32768 and up), which the many
+    outgoing connections made before the server binds it cannot take meanwhile."""
+    for port in random.sample(range(10_000, 32_768), 50):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port between 10000 and 32767")
 
 
 @contextmanager
