@@ -25,6 +25,7 @@ from iap.analysis.models import JobStatus
 from iap.auth import service as auth_service
 from iap.auth.cookies import (
     ANONYMOUS,
+    CSRF_COOKIE,
     CSRF_FIELD,
     SESSION_COOKIE,
     CsrfFailed,
@@ -113,7 +114,7 @@ def render(
         },
         status_code=status_code,
     )
-    if request.cookies.get("iap_csrf") != browser.csrf_token:
+    if request.cookies.get(CSRF_COOKIE) != browser.csrf_token:
         set_csrf_cookie(response, request, request.app.state.services.settings, browser.csrf_token)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = PAGE_CSP
