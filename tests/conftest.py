@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
+import pika
 import pytest
 from fastapi.testclient import TestClient
 
@@ -65,6 +66,16 @@ def _ephemeral_ports() -> range:
         return range(int(low), int(high) + 1)
     except (OSError, ValueError):
         return range(32768, 61000)  # Linux's default
+
+
+def delete_queues(amqp_url: str, *queues: str) -> None:
+    """Delete RabbitMQ queues a test made, each with Dramatiq's delay (``.DQ``) and dead-letter
+    (``.XQ``) queues. A deployment's queues are ``queue_name`` and ``queue_name-webhooks``."""
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        channel = connection.channel()
+        for queue in queues:
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(queue + suffix)
 
 
 def _free_port() -> int:

@@ -11,14 +11,14 @@ from typer.testing import CliRunner, Result
 
 from iap.cli.main import app as cli
 from iap.config import Settings
+from tests.cli.helpers import CLEAN_ENV
 from tests.conftest import settings_env
 from tests.factories import PASSWORD, Account, login
 
 
 def cli_env(settings: Settings) -> dict[str, str | None]:
     """The CLI's environment: exactly ``settings``, every other IAP_ setting unset."""
-    unset: dict[str, str | None] = {f"IAP_{name.upper()}": None for name in Settings.model_fields}
-    return unset | {"IAP_NEW_USER_PASSWORD": None} | dict(settings_env(settings))
+    return CLEAN_ENV | dict(settings_env(settings))
 
 
 def run_create_user(settings: Settings, *args: str) -> Result:

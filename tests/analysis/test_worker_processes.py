@@ -22,7 +22,7 @@ from PIL import Image
 
 from iap.app import create_app
 from iap.config import Settings
-from tests.conftest import settings_env, settings_for
+from tests.conftest import delete_queues, settings_env, settings_for
 from tests.factories import Account, make_account, uploaded, wait_for_analysis
 
 StartWorker = Callable[[], subprocess.Popen[bytes]]
@@ -80,12 +80,10 @@ def start_worker(rabbit_settings: Settings, tmp_path: Path) -> Iterator[StartWor
     _delete_queues(rabbit_settings)
 
 
-def _delete_queues(settings: Settings) -> None:
+def _delete_queues(settings: Settings, *, webhooks: bool = True) -> None:
     assert settings.broker_url
-    with pika.BlockingConnection(pika.URLParameters(settings.broker_url)) as connection:
-        channel = connection.channel()
-        for suffix in ("", ".DQ", ".XQ"):
-            channel.queue_delete(settings.queue_name + suffix)
+    names = [settings.queue_name] + ([f"{settings.queue_name}-webhooks"] if webhooks else [])
+    delete_queues(settings.broker_url, *names)
 
 
 def noise_png(side: int) -> bytes:
@@ -136,7 +134,7 @@ def test_reconciler_resends_a_message_the_broker_lost(
 ) -> None:
     owner = make_account(api)
     image = uploaded(api, owner)
-    _delete_queues(rabbit_settings)  # the broker forgets the message
+    _delete_queues(rabbit_settings, webhooks=False)  # the broker forgets the message
     time.sleep(rabbit_settings.reconcile_after_seconds)
     start_worker()
     done = wait_for_analysis(api, owner, image["id"], {"succeeded", "failed"}, timeout=60)

@@ -32,18 +32,12 @@ from iap.cli.main import app
 from iap.config import Settings
 from iap.images.service import original_key
 from iap.storage import LocalStorage, create_storage
+from tests.cli.helpers import CLEAN_ENV, assert_one_line_error
 from tests.conftest import S3_CREDENTIALS, settings_for
 from tests.factories import PASSWORD, image_bytes, login
 from tests.live_server import LiveServer, RemoteAccount, remote_account
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# Every variable the CLI reads, unset: nothing from the surrounding environment leaks in.
-CLEAN_ENV: dict[str, str | None] = {
-    **{f"IAP_{name.upper()}": None for name in Settings.model_fields},
-    **dict.fromkeys(
-        ("IAP_SERVER", "IAP_TOKEN", "IAP_API_KEY", "IAP_NEW_USER_PASSWORD", "IAP_PROGRESS")
-    ),
-}
 SECRET = secrets.token_urlsafe(48)
 HEAD = migrations.head_revision()
 
@@ -73,20 +67,6 @@ def env_for(settings: Settings) -> dict[str, str | None]:
 
 def embedded_env(tmp_path: Path) -> dict[str, str | None]:
     return {"IAP_DATA_DIR": str(tmp_path / "data")}
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> str:
-    """Exit ``code``, nothing on stdout, one ``error:`` line on stderr, no traceback."""
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert result.stdout == ""
-    return lines[0]
 
 
 # migrate ---------------------------------------------------------------------------------------

@@ -38,17 +38,12 @@ from iap.transfer import (
     import_install,
     open_archive,
 )
+from tests.cli.helpers import CLEAN_ENV, assert_one_line_error
 from tests.conftest import S3_CREDENTIALS, TEST_LIMITS, make_bucket, settings_env
 from tests.events.test_webhooks import Receiver, deliveries, register
 from tests.factories import Account, image_bytes, login, make_account, uploaded
 
 HEAD = migrations.head_revision()
-# Every variable the CLI reads, unset: only the settings a test gives reach the command.
-CLEAN_ENV: dict[str, str | None] = {
-    **{f"IAP_{name.upper()}": None for name in Settings.model_fields},
-    "IAP_NEW_USER_PASSWORD": None,
-    "IAP_PROGRESS": None,
-}
 ADMIN_PASSWORD = "admin password, long enough"
 
 
@@ -61,19 +56,6 @@ def iap(*args: str, settings: Settings | None = None, progress: bool = False) ->
 
 def assert_ok(result: Result) -> None:
     assert result.exit_code == 0, (result.output, result.exception)
-
-
-def assert_one_line_error(result: Result, *fragments: str, code: int = 2) -> str:
-    """Exit ``code``, one ``error:`` line on stderr naming ``fragments``, no traceback."""
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -474,7 +456,7 @@ def test_a_second_import_is_refused_and_a_merge_adds_nothing(
     assert_ok(iap("import", str(archive), settings=target))
 
     again = iap("import", str(archive), settings=target)
-    assert_one_line_error(again, "already holds data", "users 3", "--merge")
+    assert_one_line_error(again, 2, "already holds data", "users 3", "--merge")
 
     merged = iap("import", "--merge", str(archive), settings=target)
     assert_ok(merged)
@@ -499,7 +481,7 @@ def test_a_merge_that_conflicts_with_the_target_imports_no_row(
     rows = sqlite_rows(target)
 
     result = iap("import", "--merge", str(archive), settings=target)
-    assert_one_line_error(result, "refused a row of users", "no row was imported", code=1)
+    assert_one_line_error(result, 1, "refused a row of users", "no row was imported")
     assert sqlite_rows(target) == rows
 
 
@@ -533,7 +515,7 @@ def test_a_tampered_archive_is_refused_before_anything_is_written(
     target = embedded_target(tmp_path)
 
     result = iap("import", str(folder), settings=target)
-    assert_one_line_error(result, str(damaged), "checksum")
+    assert_one_line_error(result, 2, str(damaged), "checksum")
     assert sqlite_rows(target) == 0
     assert stored_files(target) == []
 
@@ -562,7 +544,7 @@ def test_an_archive_of_another_format_version_is_refused(archive: Path, tmp_path
     edit_manifest(folder, format_version=FORMAT_VERSION + 1)
     target = embedded_target(tmp_path)
     result = iap("import", str(folder), settings=target)
-    assert_one_line_error(result, f"format version {FORMAT_VERSION + 1}", "not supported")
+    assert_one_line_error(result, 2, f"format version {FORMAT_VERSION + 1}", "not supported")
     assert not target.data_dir.exists()  # refused before the target was even opened
 
 
@@ -570,7 +552,7 @@ def test_an_archive_from_another_schema_revision_is_refused(archive: Path, tmp_p
     folder = copy_of(archive, tmp_path)
     edit_manifest(folder, schema_revision="0002")
     result = iap("import", str(folder), settings=embedded_target(tmp_path))
-    assert_one_line_error(result, "schema revision 0002", f"this iap is at {HEAD}")
+    assert_one_line_error(result, 2, "schema revision 0002", f"this iap is at {HEAD}")
 
 
 def test_a_target_at_another_schema_revision_is_refused(
@@ -578,13 +560,13 @@ def test_a_target_at_another_schema_revision_is_refused(
 ) -> None:
     target = scaled_target("0002")
     result = iap("import", str(archive), settings=target)
-    assert_one_line_error(result, "revision 0002", "iap migrate")
+    assert_one_line_error(result, 2, "revision 0002", "iap migrate")
 
 
 def test_importing_a_missing_folder_exits_2(tmp_path: Path) -> None:
     target = embedded_target(tmp_path)
     result = iap("import", str(tmp_path / "nowhere"), settings=target)
-    assert_one_line_error(result, "nowhere", "no such folder")
+    assert_one_line_error(result, 2, "nowhere", "no such folder")
     assert not target.data_dir.exists()
 
 
@@ -592,7 +574,7 @@ def test_importing_an_unfinished_export_exits_2(archive: Path, tmp_path: Path) -
     folder = copy_of(archive, tmp_path)
     (folder / "manifest.json").unlink()
     result = iap("import", str(folder), settings=embedded_target(tmp_path))
-    assert_one_line_error(result, "no manifest.json", "did not finish")
+    assert_one_line_error(result, 2, "no manifest.json", "did not finish")
 
 
 def test_exporting_into_a_folder_that_holds_files_exits_2(source: Source, tmp_path: Path) -> None:
@@ -600,5 +582,5 @@ def test_exporting_into_a_folder_that_holds_files_exits_2(source: Source, tmp_pa
     folder.mkdir()
     (folder / "notes.txt").write_text("mine\n")
     result = iap("export", str(folder), settings=source.settings)
-    assert_one_line_error(result, str(folder), "not empty")
+    assert_one_line_error(result, 2, str(folder), "not empty")
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]

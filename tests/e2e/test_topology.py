@@ -38,14 +38,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import pika
 import pytest
 import redis
 from PIL import Image
 
 from iap.auth.cookies import CSRF_COOKIE
 from iap.config import Settings
-from tests.conftest import _free_port, _require
+from tests.conftest import _free_port, _require, delete_queues
 from tests.e2e.nginx import (
     REPO,
     Certificate,
@@ -233,13 +232,6 @@ def _admin_sql(admin_url: str, sql: str) -> None:
     asyncio.run(run())
 
 
-def _delete_queues(amqp_url: str, queue: str) -> None:
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
-        channel = connection.channel()
-        for suffix in ("", ".DQ", ".XQ"):
-            channel.queue_delete(queue + suffix)
-
-
 def _delete_redis_keys(redis_url: str, prefix: str) -> None:
     client = redis.Redis.from_url(redis_url)
     try:
@@ -305,7 +297,7 @@ def topology(
             _admin_sql, admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
         )
         cleanup.callback(_delete_redis_keys, redis_url, prefix)
-        cleanup.callback(_delete_queues, amqp_url, queue)
+        cleanup.callback(delete_queues, amqp_url, queue, f"{queue}-webhooks")
 
         _run_step([str(IAP), "migrate"], env, "iap migrate")
         _run_step([sys.executable, str(CREATE_BUCKET)], env, "deploy/create_bucket.py")

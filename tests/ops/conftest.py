@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pika
 import pytest
 
 from iap.config import Settings
 from tests.conftest import _free_port as free_port
-from tests.conftest import settings_env, settings_for
+from tests.conftest import delete_queues, settings_env, settings_for
 
 
 @dataclass
@@ -112,7 +111,4 @@ def rabbit_settings(
         worker_threads=1,
     )
     yield settings
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
-        channel = connection.channel()
-        for suffix in ("", ".DQ", ".XQ", "-webhooks", "-webhooks.DQ", "-webhooks.XQ"):
-            channel.queue_delete(settings.queue_name + suffix)
+    delete_queues(amqp_url, settings.queue_name, f"{settings.queue_name}-webhooks")
