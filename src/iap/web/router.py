@@ -45,6 +45,7 @@ from iap.deps import AppServices, DbSession
 from iap.errors import AppError
 from iap.images import service as image_service
 from iap.images.errors import ImageNotFound, NotImageOwner
+from iap.images.inspection import ALLOWED_FORMATS
 from iap.images.schemas import MAX_PAGE, ImageOut
 from iap.ratelimit import enforce
 from iap.web.placeholders import placeholder_uri
@@ -426,7 +427,7 @@ async def gallery(
         "page": await _gallery_page(session, browser.user, query),
         "query": query,
         "statuses": [s.value for s in JobStatus],
-        "formats": ["jpeg", "png", "webp", "gif", "tiff", "bmp", "heif", "avif"],
+        "formats": [name.lower() for name in ALLOWED_FORMATS],
     }
     return render(request, browser, "gallery.html", context)
 
@@ -506,9 +507,7 @@ async def image_page(
 
 
 @router.get("/account")
-async def account_page(
-    request: Request, browser: Browser, session: DbSession, services: AppServices
-) -> Response:
+async def account_page(request: Request, browser: Browser, session: DbSession) -> Response:
     if browser.user is None:
         return sign_in_redirect(request)
     keys = await auth_service.list_api_keys(session, browser.user)
