@@ -1,4 +1,5 @@
-"""The FastAPI application: wiring of settings, database, storage, cache and routers."""
+"""The FastAPI application: its lifespan (services, the in-process worker), middleware and
+routers."""
 
 from __future__ import annotations
 
@@ -9,38 +10,29 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from anyio import CapacityLimiter, to_thread
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from iap import __version__, migrations
+from iap import __version__
 from iap.admin.router import router as admin_router
-from iap.analysis.analysers import ANALYSERS
 from iap.analysis.router import router as analysis_router
-from iap.analysis.worker import WorkerRuntime, drain_timeout_ms
 from iap.auth.router import router as auth_router
-from iap.cache import Cache, MemoryCache, RedisBreaker, RedisCache, create_redis
-from iap.config import ConfigError, Settings, load_settings
-from iap.db import create_engine, create_sessionmaker
-from iap.deps import Services
-from iap.errors import install_error_handlers
-from iap.events.bus import EventBus, MemoryBus, RedisBus
+from iap.config import Settings, load_settings
+from iap.errors import error_responses, install_error_handlers, publish_error_schema
 from iap.events.router import router as events_router
 from iap.events.router import webhooks as webhooks_router
-from iap.events.service import Notifier
 from iap.images import service as image_service
 from iap.images.router import router as images_router
 from iap.observability.middleware import RequestObservability
 from iap.observability.router import router as observability_router
-from iap.queue import AnalysisQueue
-from iap.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from iap.storage import StorageUnavailable, create_storage
+from iap.readiness import NotReady, check_ready
+from iap.services import Services, build_services, close_services
 from iap.web.router import router as web_router
 from iap.web.templating import STATIC_DIR
+from iap.worker import WorkerRuntime, drain_timeout_ms
 
 log = logging.getLogger(__name__)
 
@@ -53,88 +45,6 @@ Authenticate with `POST /login` (OAuth2 password form) and send
 `Authorization: Bearer <access_token>`, or create an API key at `POST /me/api-keys` and send it
 as `X-API-Key`. Every error body is `{"detail": "...", "code": "..."}`.
 """
-
-
-async def build_services(settings: Settings) -> Services:
-    """Connect everything; raise ``ConfigError`` with one clear line when something cannot work."""
-    unknown = settings.disabled_analyser_names - {a.name for a in ANALYSERS}
-    if unknown:
-        raise ConfigError(
-            f"IAP_DISABLED_ANALYSERS names unknown analysers: {', '.join(sorted(unknown))} "
-            f"(known: {', '.join(a.name for a in ANALYSERS)})"
-        )
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        await _prepare_schema(settings, engine)
-        storage = create_storage(settings)
-        try:
-            await storage.check()
-        except StorageUnavailable as exc:
-            raise ConfigError(f"storage {settings.resolved_storage_url}: {exc.detail}") from None
-    except BaseException:
-        await engine.dispose()
-        raise
-    cache: Cache
-    limiter: RateLimiter
-    events: EventBus
-    if settings.redis_url:
-        redis = create_redis(settings.redis_url)
-        breaker = RedisBreaker()
-        cache = RedisCache(redis, settings.redis_prefix, breaker)
-        limiter = RedisRateLimiter(redis, settings.redis_prefix, breaker)
-        events = RedisBus(redis, settings.redis_prefix)
-        try:
-            await cache.check()
-        except Exception as exc:  # the cache is optional: start, and say so
-            log.warning(
-                "redis at %s is unreachable (%s); running without cache until it is back",
-                settings.redis_url,
-                exc,
-            )
-    else:
-        cache, limiter, events = MemoryCache(), MemoryRateLimiter(), MemoryBus()
-    sessions = create_sessionmaker(engine)
-    queue = AnalysisQueue(settings)
-    return Services(
-        queue=queue,
-        events=events,
-        notifier=Notifier(sessions, events, queue),
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
-        storage=storage,
-        cache=cache,
-        limiter=limiter,
-        decode_slots=CapacityLimiter(settings.decode_concurrency),
-    )
-
-
-async def _prepare_schema(settings: Settings, engine: AsyncEngine) -> None:
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    where = f"database {engine.url.render_as_string()}"
-    try:
-        if settings.should_auto_migrate:
-            await migrations.upgrade(engine)
-            return
-        current = await migrations.current_revision(engine)
-    except (OSError, sa_exc.DBAPIError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise ConfigError(f"{where}: cannot be used ({reason})") from None
-    head = migrations.head_revision()
-    if current != head:
-        raise ConfigError(
-            f"{where}: the schema is at revision {current or 'none'} but this iap needs {head}; "
-            "run `iap migrate` first"
-        )
-
-
-async def close_services(services: Services) -> None:
-    await to_thread.run_sync(services.queue.close)
-    await services.events.close()
-    await services.cache.close()
-    await services.storage.close()
-    await services.engine.dispose()
 
 
 async def _sweep_orphans(services: Services) -> None:
@@ -202,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks.append(asyncio.create_task(_sweep_orphans(services)))
         worker = None
         if services.queue.in_process:
-            runtime = WorkerRuntime(services, services.queue, asyncio.get_running_loop())
+            runtime = WorkerRuntime(services, asyncio.get_running_loop())
             runtime.install()
             worker = services.queue.worker(settings.worker_threads)
             worker.start()
@@ -215,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
             if worker is not None:
                 # In a thread: in-flight jobs still need this loop to record their results.
-                await to_thread.run_sync(worker.stop, drain_timeout_ms(settings))
+                await to_thread.run_sync(worker.stop, drain_timeout_ms(services))
             await close_services(services)
 
     app = FastAPI(
@@ -237,6 +147,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_router)
     app.include_router(observability_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    framework_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with iap's error body on every error response."""
+        if app.openapi_schema is None:
+            app.openapi_schema = publish_error_schema(framework_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get(
         "/",
@@ -260,11 +179,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Alive: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["service"], responses={503: {"description": "A dependency is down"}})
+    @app.get("/readyz", tags=["service"], responses=error_responses(NotReady))
     async def readyz(request: Request) -> Any:
         """Ready: the database, storage and cache answer."""
-        from iap.readiness import check_ready
-
         return await check_ready(request.app.state.services)
 
     return app

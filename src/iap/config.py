@@ -11,11 +11,19 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ConfigError(Exception):
@@ -23,6 +31,39 @@ class ConfigError(Exception):
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Rate(NamedTuple):
+    """A rate limit: at most ``requests`` in any span of ``seconds`` (written N/seconds)."""
+
+    requests: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.seconds}"
+
+
+def parse_rate(value: str, name: str = "a rate") -> Rate:
+    """Parse ``"N/seconds"`` into ``Rate(N, seconds)``."""
+    try:
+        count, _, period = value.partition("/")
+        parsed = Rate(int(count), int(period))
+    except ValueError:
+        raise ValueError(f"{name} must look like N/seconds, e.g. 10/60, not {value!r}") from None
+    if parsed.requests <= 0 or parsed.seconds <= 0:
+        raise ValueError(f"{name} must be two positive numbers, e.g. 10/60, not {value!r}")
+    return parsed
+
+
+def _rate_from_text(value: object) -> object:
+    return parse_rate(value) if isinstance(value, str) else value
+
+
+# Written N/seconds in the environment (not JSON) and when settings are dumped; a ``Rate``
+# everywhere in the code.
+RateSetting = Annotated[
+    Rate, NoDecode, BeforeValidator(_rate_from_text), PlainSerializer(str, return_type=str)
+]
 
 
 class Settings(BaseSettings):
@@ -108,11 +149,15 @@ class Settings(BaseSettings):
     )
 
     cache_ttl_seconds: PositiveInt = 300
-    login_rate_limit: str = Field(
-        "10/60", description="Login attempts per user+address: N/seconds."
+    login_rate_limit: RateSetting = Field(
+        Rate(10, 60), description="Login attempts per user+address: N/seconds."
     )
-    signup_rate_limit: str = Field("20/3600", description="Sign-ups per address: N/seconds.")
-    upload_rate_limit: str = Field("300/60", description="Uploads per user: N/seconds.")
+    signup_rate_limit: RateSetting = Field(
+        Rate(20, 3600), description="Sign-ups per address: N/seconds."
+    )
+    upload_rate_limit: RateSetting = Field(
+        Rate(300, 60), description="Uploads per user: N/seconds."
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -176,8 +221,6 @@ class Settings(BaseSettings):
             )
         if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
             raise ValueError("IAP_REDIS_URL must start with redis://, rediss:// or unix://")
-        for name in ("login_rate_limit", "signup_rate_limit", "upload_rate_limit"):
-            parse_rate(getattr(self, name), f"IAP_{name.upper()}")
         return self
 
     @property
@@ -222,18 +265,6 @@ class Settings(BaseSettings):
                 "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return _load_or_create_key(self.data_dir / "secret_key")
-
-
-def parse_rate(value: str, name: str = "rate") -> tuple[int, int]:
-    """Parse ``"N/seconds"`` into ``(N, seconds)``."""
-    try:
-        count, _, period = value.partition("/")
-        parsed = int(count), int(period)
-    except ValueError:
-        raise ValueError(f"{name} must look like N/seconds, e.g. 10/60, not {value!r}") from None
-    if parsed[0] <= 0 or parsed[1] <= 0:
-        raise ValueError(f"{name} must be two positive numbers, e.g. 10/60, not {value!r}")
-    return parsed
 
 
 def _load_or_create_key(path: Path) -> str:

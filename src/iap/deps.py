@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from anyio import CapacityLimiter
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from iap.cache import Cache
-from iap.config import Settings
-from iap.events.bus import EventBus
-from iap.events.service import Notifier
-from iap.queue import AnalysisQueue
-from iap.ratelimit import RateLimiter
-from iap.storage import BlobStorage
-
-
-@dataclass
-class Services:
-    """Everything a request may need, built once at start-up (see ``iap.app``)."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    storage: BlobStorage
-    cache: Cache
-    limiter: RateLimiter
-    decode_slots: CapacityLimiter
-    queue: AnalysisQueue
-    events: EventBus
-    notifier: Notifier
+from iap.config import Rate, Settings
+from iap.ratelimit import RateLimiter, enforce
+from iap.services import Services
 
 
 def get_services(request: Request) -> Services:
@@ -47,3 +26,25 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 AppServices = Annotated[Services, Depends(get_services)]
 DbSession = Annotated[AsyncSession, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """One of the settings' rate limits, ready for a route to count a request against."""
+
+    limiter: RateLimiter
+    rate: Rate
+    what: str  # the requests counted, as the refusal names them: "login attempts"
+
+    async def check(self, key: str) -> None:
+        """Count a request under ``key``; raise ``RateLimited`` (429) when over the rate."""
+        await enforce(self.limiter, key, self.rate, self.what)
+
+
+def throttle(rate: Callable[[Settings], Rate], what: str) -> Callable[..., Awaitable[Throttle]]:
+    """A dependency giving the ``Throttle`` for the settings' ``rate``."""
+
+    async def dependency(services: AppServices) -> Throttle:
+        return Throttle(services.limiter, rate(services.settings), what)
+
+    return dependency

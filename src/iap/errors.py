@@ -7,12 +7,14 @@ Domains raise ``AppError`` subclasses; the mapping to HTTP happens here, once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -33,6 +35,17 @@ class AppError(Exception):
         super().__init__(self.detail)
 
 
+def subclasses(base: type[AppError] | None = None) -> list[type[AppError]]:
+    """Every ``AppError`` subclass defined so far (import a module to count its errors)."""
+    found: list[type[AppError]] = []
+    stack = [base or AppError]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            found.append(sub)
+            stack.append(sub)
+    return found
+
+
 class NotFound(AppError):
     status = 404
     code = "not_found"
@@ -51,7 +64,56 @@ class RateLimited(AppError):
     detail = "Too many requests; retry later."
 
 
-_STATUS_CODES = {
+class ValidationFailed(AppError):
+    """A parameter or body field is invalid (``detail`` is then FastAPI's list of problems)."""
+
+    status = 422
+    code = "validation_error"
+    detail = "A parameter or body field is invalid."
+
+
+class ClientDisconnected(AppError):
+    status = 400
+    code = "client_disconnected"
+    detail = "The client disconnected."
+
+
+class DatabaseUnavailable(AppError):
+    status = 503
+    code = "database_unavailable"
+    detail = "The database is unavailable; retry shortly."
+
+
+class InternalError(AppError):
+    status = 500
+    code = "internal_error"
+    detail = "Internal server error; the failure was logged."
+
+
+class ValidationProblem(BaseModel):
+    loc: list[str | int] = Field(description='Where: e.g. ["query", "limit"].')
+    msg: str = Field(description="What is wrong, for people.")
+    type: str = Field(description="Pydantic's error type, for programs.")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"detail": "No image has that id.", "code": "image_not_found"}]
+        }
+    )
+
+    detail: str | list[ValidationProblem] = Field(
+        description="What happened and what to do, for people; for `validation_error`, the "
+        "list of invalid parameters and fields."
+    )
+    code: str = Field(description="Stable snake_case code for programs (the table in docs/api.md).")
+
+
+# Statuses raised by the framework itself (routing, method checks), and the codes they get.
+HTTP_ERROR_CODES = {
     400: "bad_request",
     401: "not_authenticated",
     403: "forbidden",
@@ -68,8 +130,64 @@ _STATUS_CODES = {
 }
 
 
+# Any other framework status.
+OTHER_HTTP_ERROR = "http_error"
+
+
 def error_body(detail: Any, code: str) -> dict[str, Any]:
     return {"detail": detail, "code": code}
+
+
+def error_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """A route's OpenAPI ``responses`` for the errors it can answer with: per status, the
+    error schema and each code (with its sentence, where the error has one of its own)."""
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        own = "detail" in vars(error)
+        line = f"- `{error.code}`: {error.detail}" if own else f"- `{error.code}`"
+        lines = by_status.setdefault(error.status, [])
+        if line not in lines:
+            lines.append(line)
+    return {
+        status: {"model": ErrorOut, "description": "\n".join(lines)}
+        for status, lines in sorted(by_status.items())
+    }
+
+
+def publish_error_schema(spec: dict[str, Any]) -> dict[str, Any]:
+    """Give every error response of an OpenAPI document the ``ErrorOut`` schema: the ones
+    routes document, and FastAPI's automatic 422, whose body iap replaces by its own."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in _schemas_of(ErrorOut):
+        schemas.setdefault(name, schema)
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    reference = {"$ref": "#/components/schemas/ErrorOut"}
+    for operation in _operations(spec):
+        for status, response in operation.get("responses", {}).items():
+            if not str(status).isdigit() or int(status) < 400:
+                continue
+            if int(status) == 422 and "validation_error" not in response["description"]:
+                extra = f"- `{ValidationFailed.code}`: {ValidationFailed.detail}"
+                described = response["description"]
+                response["description"] = (
+                    extra if described == "Validation Error" else f"{described}\n{extra}"
+                )
+            response["content"] = {"application/json": {"schema": reference}}
+    return spec
+
+
+def _schemas_of(model: type[BaseModel]) -> Iterable[tuple[str, dict[str, Any]]]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    yield from schema.pop("$defs", {}).items()
+    yield model.__name__, schema
+
+
+def _operations(spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    for path in spec.get("paths", {}).values():
+        for method, operation in path.items():
+            if method in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}:
+                yield operation
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
@@ -79,7 +197,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    code = HTTP_ERROR_CODES.get(exc.status_code, OTHER_HTTP_ERROR)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"There is no route {request.method} {request.url.path}."
@@ -89,25 +207,24 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
-    return JSONResponse(error_body(errors, "validation_error"), 422)
+    return JSONResponse(error_body(errors, ValidationFailed.code), ValidationFailed.status)
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-    body = error_body("The database is unavailable; retry shortly.", "database_unavailable")
-    return JSONResponse(body, 503, headers={"Retry-After": "5"})
+    body = error_body(DatabaseUnavailable.detail, DatabaseUnavailable.code)
+    return JSONResponse(body, DatabaseUnavailable.status, headers={"Retry-After": "5"})
 
 
 async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
     # Nobody is listening any more; the answer is for the access log only.
-    return JSONResponse(error_body("The client disconnected.", "client_disconnected"), 400)
+    body = error_body(ClientDisconnected.detail, ClientDisconnected.code)
+    return JSONResponse(body, ClientDisconnected.status)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(
-        error_body("Internal server error; the failure was logged.", "internal_error"), 500
-    )
+    return JSONResponse(error_body(InternalError.detail, InternalError.code), InternalError.status)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,12 +1,19 @@
-"""The analysis queue, on Dramatiq.
+"""Background tasks, on Dramatiq.
 
 - Embedded (no ``IAP_BROKER_URL``): an in-memory broker and worker threads inside the API
-  process. Messages die with the process; the reconciler re-enqueues their jobs at the next start.
+  process. Messages die with the process; the reconciler re-enqueues them at the next start.
 - Scaled: RabbitMQ (``amqp://``) or Redis (``redis://``); ``iap worker`` processes consume.
 
-A message carries only the job id. It is acknowledged after the work is done (a killed worker's
-message is delivered again), retried with exponential backoff, bounded by a time limit per
-attempt, and dead-lettered after the last retry — at which point the job row is marked failed.
+A task is declared once, beside its domain, as a ``Task`` record: its name, its queue, its
+retry and time limits, its handler, and how the reconciler finds messages a broker may have
+lost. ``iap.tasks`` lists the records; each ``TaskQueue`` (one per process, with a broker of
+its own) declares an actor per record, so nothing global is shared between instances.
+
+A message carries only an id (of a job row, a delivery row, ...). The database row is the
+source of truth: a handler claims it there before working, so a message delivered twice does
+its work once. Messages are acknowledged after the work is done (a killed worker's message is
+delivered again), retried with exponential backoff, bounded by a time limit per attempt, and
+dead-lettered after the last retry, when the handler records the failure for good.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import dramatiq
 from anyio import to_thread
@@ -24,24 +32,98 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, Retries
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from iap.cache import Cache
 from iap.config import Settings
 from iap.observability.context import MessageContext, message_options
+from iap.storage import BlobStorage
 
 log = logging.getLogger(__name__)
-
-ACTOR_NAME = "analyse_image"
-WEBHOOK_ACTOR = "deliver_webhook"
-
-JobHandler = Callable[[str], None]
-FailureHandler = Callable[[str, str, bool], None]
+T = TypeVar("T")
 
 
-class JobFailures(Middleware):
-    """Writes each failed attempt to the job row; the attempt after which Dramatiq gives up
-    (``message.failed``) marks the job failed. Runs after the Retries middleware."""
+@dataclass(frozen=True)
+class TaskLimits:
+    max_retries: int
+    min_backoff_ms: int
+    max_backoff_ms: int
+    time_limit_ms: int
 
-    def __init__(self, queue: AnalysisQueue) -> None:
+
+class Runner(Protocol):
+    """Runs a coroutine on the worker's I/O loop from a task's thread, and returns its value."""
+
+    def __call__(self, coro: Coroutine[Any, Any, T], /) -> T: ...
+
+
+class TaskHandler(Protocol):
+    """What runs a task's messages in a worker (Dramatiq runs them in plain threads)."""
+
+    def run(self, argument: str) -> None:
+        """One attempt. Raising means: this attempt failed, retry later."""
+        ...
+
+    def failed(self, argument: str, error: str, final: bool) -> None:
+        """Record a failed attempt; ``final`` when no retry follows (dead-lettered)."""
+        ...
+
+
+class Notifies(Protocol):
+    async def notify(self, user_id: uuid.UUID, event: dict[str, Any]) -> None: ...
+
+
+class TaskContext(Protocol):
+    """What a worker gives each task handler (``iap.services.Services`` is one)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+    @property
+    def storage(self) -> BlobStorage: ...
+    @property
+    def cache(self) -> Cache: ...
+    @property
+    def queue(self) -> TaskQueue: ...
+    @property
+    def notifier(self) -> Notifies: ...
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How the reconciler finds a task's messages that a broker may have lost (a broker
+    restart, or an in-process broker that died with its process)."""
+
+    # (session, settings, everything) -> ids to send again; ``everything``: all unfinished
+    # ones, for a broker that starts empty.
+    lost: Callable[[AsyncSession, Settings, bool], Awaitable[list[uuid.UUID]]]
+    # Called with the ids the broker took, to note that they were sent.
+    resent: Callable[[AsyncSession, list[uuid.UUID]], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A background task, declared beside its domain; see ``iap.tasks`` for the list."""
+
+    # The actor's name. Messages waiting in a broker carry it: never rename a task.
+    name: str
+    # Suffix of the task's queue: "" is ``IAP_QUEUE_NAME`` itself, "x" is "<IAP_QUEUE_NAME>-x".
+    # A task with a queue of its own never waits behind another task's backlog.
+    queue: str
+    limits: Callable[[Settings], TaskLimits]
+    handler: Callable[[TaskContext, Runner], TaskHandler]
+    recovery: Recovery | None = None
+
+    def queue_name(self, settings: Settings) -> str:
+        return f"{settings.queue_name}-{self.queue}" if self.queue else settings.queue_name
+
+
+class TaskFailures(Middleware):
+    """Hands each failed attempt to its task's handler, saying whether Dramatiq gave up on
+    the message (``message.failed``, set by the Retries middleware, which runs before)."""
+
+    def __init__(self, queue: TaskQueue) -> None:
         self.queue = queue
 
     def after_process_message(
@@ -52,86 +134,84 @@ class JobFailures(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        handler = self.queue.failure_handlers.get(message.actor_name)
+        handler = self.queue.handler_of(message.actor_name)
         if exception is None or handler is None:
             return
-        (job_id,) = message.args
+        (argument,) = message.args
         error = "".join(traceback.format_exception_only(type(exception), exception)).strip()
         try:
-            handler(job_id, error, bool(message.failed))
+            handler.failed(argument, error, bool(message.failed))
         except Exception:
-            log.exception("could not record the failure of job %s", job_id)
+            log.exception("could not record the failure of %s %s", message.actor_name, argument)
 
 
-class AnalysisQueue:
-    def __init__(self, settings: Settings) -> None:
+class TaskQueue:
+    """One process's broker with an actor per task. Handlers are installed only where a
+    worker runs (``serve``); elsewhere the queue only sends."""
+
+    def __init__(self, settings: Settings, tasks: Iterable[Task]) -> None:
         self.settings = settings
+        self.tasks = tuple(tasks)
         self.broker = _create_broker(settings.broker_url)
         # Dramatiq runs after-hooks in reverse order: placed before Retries, this hook runs
         # after it and sees whether Retries gave up on the message.
-        self.broker.add_middleware(JobFailures(self), before=Retries)
+        self.broker.add_middleware(TaskFailures(self), before=Retries)
         # First of all: every other middleware's hooks then log with the message's request id.
         self.broker.add_middleware(MessageContext(), before=type(self.broker.middleware[0]))
-        # Set, per actor, by the process that runs a worker (iap.analysis.worker.WorkerRuntime).
-        self.handlers: dict[str, JobHandler] = {}
-        self.failure_handlers: dict[str, FailureHandler] = {}
         self.in_process = isinstance(self.broker, StubBroker)
+        self._handlers: dict[str, TaskHandler] = {}
+        self._actors = {task.name: self._declare(task) for task in self.tasks}
+
+    def _declare(self, task: Task) -> dramatiq.Actor[[str], None]:
+        limits = task.limits(self.settings)
+
+        def perform(argument: str) -> None:
+            handler = self._handlers.get(task.name)
+            if handler is None:
+                raise RuntimeError("this process runs no worker; start one with `iap worker`")
+            handler.run(argument)
+
         declare = dramatiq.actor(
             broker=self.broker,
-            actor_name=ACTOR_NAME,
-            queue_name=settings.queue_name,
-            max_retries=settings.analysis_max_retries,
-            min_backoff=settings.analysis_min_backoff_ms,
-            max_backoff=settings.analysis_max_backoff_ms,
-            time_limit=settings.analysis_time_limit_seconds * 1000,
+            actor_name=task.name,
+            queue_name=task.queue_name(self.settings),
+            max_retries=limits.max_retries,
+            min_backoff=limits.min_backoff_ms,
+            max_backoff=limits.max_backoff_ms,
+            time_limit=limits.time_limit_ms,
         )
-        self.actor: dramatiq.Actor[[str], None] = declare(self._analyse_image)
-        # Deliveries have a queue of their own: a slow receiver never holds up analysis.
-        declare_webhook = dramatiq.actor(
-            broker=self.broker,
-            actor_name=WEBHOOK_ACTOR,
-            queue_name=f"{settings.queue_name}-webhooks",
-            max_retries=settings.webhook_max_retries,
-            min_backoff=settings.webhook_min_backoff_ms,
-            max_backoff=settings.webhook_max_backoff_ms,
-            time_limit=(settings.webhook_timeout_seconds + 30) * 1000,
-        )
-        self.webhook_actor: dramatiq.Actor[[str], None] = declare_webhook(self._deliver_webhook)
+        return declare(perform)
 
-    def _analyse_image(self, job_id: str) -> None:
-        self._handle(ACTOR_NAME, job_id)
+    def serve(self, context: TaskContext, run: Runner) -> None:
+        """Make this process run every task's messages (before its worker starts)."""
+        self._handlers = {task.name: task.handler(context, run) for task in self.tasks}
 
-    def _deliver_webhook(self, delivery_id: str) -> None:
-        self._handle(WEBHOOK_ACTOR, delivery_id)
+    def handler_of(self, actor_name: str) -> TaskHandler | None:
+        return self._handlers.get(actor_name)
 
-    def _handle(self, actor_name: str, argument: str) -> None:
-        handler = self.handlers.get(actor_name)
-        if handler is None:
-            raise RuntimeError("this process runs no worker; start one with `iap worker`")
-        handler(argument)
-
-    async def enqueue(
-        self, job_ids: list[uuid.UUID], actor_name: str = ACTOR_NAME
-    ) -> list[uuid.UUID]:
-        """Send each job (blocking I/O, in a thread); return those the broker took. An outage
-        is logged, not raised: the jobs stay queued in the database and the reconciler sends
-        analysis jobs later."""
-        actor = self.actor if actor_name == ACTOR_NAME else self.webhook_actor
-        # The request id travels as a message option: the argument stays the job id alone.
+    async def enqueue(self, task: Task, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Send one message per id (blocking I/O, in a thread); return the ids the broker
+        took. An outage is logged, not raised: the rows stay in the database, where the
+        reconciler finds them later."""
+        actor = self._actors[task.name]
+        # The request id travels as a message option: the argument stays the id alone.
         options = message_options()
         sent: list[uuid.UUID] = []
-        for job_id in job_ids:
+        for item in ids:
             try:
                 await to_thread.run_sync(
-                    partial(actor.send_with_options, args=(str(job_id),), **options)
+                    partial(actor.send_with_options, args=(str(item),), **options)
                 )
             except Exception as exc:
                 log.warning(
-                    "broker refused job %s (%s); the reconciler will resend it", job_id, exc
+                    "broker refused %s %s (%s); the reconciler will resend it", task.name, item, exc
                 )
                 break
-            sent.append(job_id)
+            sent.append(item)
         return sent
+
+    def longest_time_limit_ms(self) -> int:
+        return max(task.limits(self.settings).time_limit_ms for task in self.tasks)
 
     def worker(self, threads: int) -> dramatiq.Worker:
         return dramatiq.Worker(self.broker, worker_threads=threads)

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from iap.cache import RedisBreaker
+from iap.config import Rate
 from iap.errors import RateLimited
 
 Clock = Callable[[], float]
@@ -94,10 +95,10 @@ class RedisRateLimiter:
         return None if wait is None else float(wait)
 
 
-async def enforce(limiter: RateLimiter, key: str, rate: tuple[int, int], what: str) -> None:
-    """Raise ``RateLimited`` (429 with Retry-After) when ``key`` is over ``rate``."""
-    limit, period = rate
-    wait = await limiter.hit(key, limit, period)
+async def enforce(limiter: RateLimiter, key: str, rate: Rate, what: str) -> None:
+    """Count a request under ``key``; raise ``RateLimited`` (429 with Retry-After) when ``key``
+    is over ``rate``."""
+    wait = await limiter.hit(key, rate.requests, rate.seconds)
     if wait is not None:
         seconds = max(1, math.ceil(wait))
         raise RateLimited(

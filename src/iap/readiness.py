@@ -10,9 +10,16 @@ from anyio import to_thread
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from iap.deps import Services
+from iap.errors import AppError
+from iap.services import Services
 
 TIMEOUT_SECONDS = 2.0
+
+
+class NotReady(AppError):
+    status = 503
+    code = "not_ready"
+    detail = "A dependency is not answering."
 
 
 async def check_ready(services: Services) -> JSONResponse:
@@ -34,8 +41,8 @@ async def check_ready(services: Services) -> JSONResponse:
     ready = all(value == "ok" for value in report.values())
     body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": report}
     if not ready:
-        body |= {"detail": "A dependency is not answering.", "code": "not_ready"}
-    return JSONResponse(body, status_code=200 if ready else 503)
+        body |= {"detail": NotReady.detail, "code": NotReady.code}
+    return JSONResponse(body, status_code=200 if ready else NotReady.status)
 
 
 async def _run(check: Callable[[], Awaitable[Any]]) -> str:

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw, ImageFont
 
-from iap.app import build_services
 from iap.config import ConfigError, Settings
+from iap.services import build_services
 from tests.conftest import ClientFactory
 from tests.factories import Account, image_bytes, make_account, uploaded, wait_for_analysis
 from tests.images.test_upload import assert_error

@@ -20,6 +20,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from iap.analysis.service import retry_failed
+from iap.analysis.tasks import dispatch
 from iap.app import create_app
 from iap.config import Settings
 from tests.conftest import delete_queues, settings_env, settings_for
@@ -198,7 +200,6 @@ def test_poisoned_job_is_dead_lettered_on_rabbitmq_and_retryable(
 
             api.portal.call(storage.put, key, io.BytesIO(original), "image/png")  # type: ignore[union-attr]
             services = api.app.state.services  # type: ignore[attr-defined]
-            from iap.analysis.service import dispatch, retry_failed
 
             async def retry() -> None:
                 async with services.sessions() as session:

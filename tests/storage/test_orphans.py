@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from fastapi.testclient import TestClient
 
-from iap.deps import Services
 from iap.images.service import original_key, sweep_orphan_blobs
+from iap.services import Services
 from iap.storage import LocalStorage
 from tests.factories import Account, image_bytes, uploaded
 

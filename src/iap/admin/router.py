@@ -8,28 +8,22 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from iap.admin import service
+from iap.admin.errors import CannotDisableSelf
 from iap.admin.schemas import StatsOut, UserPage, UserStatusIn
 from iap.analysis import service as analysis_service
 from iap.analysis.errors import JobNotFailed, JobNotFound
-from iap.analysis.models import AnalysisJob, JobStatus
 from iap.analysis.schemas import FailedJob, FailedJobPage, RetryOut
+from iap.analysis.tasks import dispatch
 from iap.auth import service as auth_service
-from iap.auth.deps import AdminUser
+from iap.auth.deps import ADMIN, AdminUser
+from iap.auth.errors import UserNotFound
 from iap.auth.schemas import UserOut
 from iap.deps import AppServices, DbSession
-from iap.errors import AppError
+from iap.errors import error_responses
 from iap.images.schemas import MAX_PAGE, AnalysisSummary
 from iap.text import NO_CONTROL_PATTERN
 
-router = APIRouter(
-    prefix="/admin", tags=["admin"], responses={403: {"description": "Not an admin"}}
-)
-
-
-class CannotDisableSelf(AppError):
-    status = 400
-    code = "cannot_disable_self"
-    detail = "Admins cannot disable their own account."
+router = APIRouter(prefix="/admin", tags=["admin"], responses=error_responses(*ADMIN))
 
 
 @router.get("/stats", response_model=StatsOut)
@@ -61,16 +55,16 @@ async def list_users(
 
 
 @router.patch(
-    "/users/{user_id}", response_model=UserOut, responses={404: {"description": "No such user"}}
+    "/users/{user_id}",
+    response_model=UserOut,
+    responses=error_responses(UserNotFound, CannotDisableSelf),
 )
 async def set_user_status(
     user_id: uuid.UUID, body: UserStatusIn, admin: AdminUser, session: DbSession
 ) -> UserOut:
     """Disable (or re-enable) an account. A disabled user's tokens and API keys stop working at
     once and their refresh tokens are revoked."""
-    if user_id == admin.id and not body.is_active:
-        raise CannotDisableSelf()
-    user = await auth_service.set_user_active(session, user_id, body.is_active)
+    user = await service.set_user_status(session, admin, user_id, active=body.is_active)
     return UserOut.model_validate(user)
 
 
@@ -99,24 +93,19 @@ async def list_failed_jobs(
 async def retry_all_failed(admin: AdminUser, session: DbSession, services: AppServices) -> RetryOut:
     """Queue every failed job again."""
     retried = await analysis_service.retry_failed(session, services.cache, None)
-    await analysis_service.dispatch(session, services.queue, services.notifier, retried)
+    await dispatch(session, services.queue, services.notifier, retried)
     return RetryOut(retried=[queued.job_id for queued in retried])
 
 
 @router.post(
     "/jobs/{job_id}/retry",
     response_model=RetryOut,
-    responses={404: {"description": "No such job"}, 409: {"description": "Job not failed"}},
+    responses=error_responses(JobNotFound, JobNotFailed),
 )
 async def retry_job(
     job_id: uuid.UUID, admin: AdminUser, session: DbSession, services: AppServices
 ) -> RetryOut:
     """Queue one failed job again (its attempts start from zero)."""
-    job = await session.get(AnalysisJob, job_id)
-    if job is None:
-        raise JobNotFound()
-    if job.status != JobStatus.FAILED:
-        raise JobNotFailed(f"The job is {job.status.value}; only failed jobs can be retried.")
-    retried = await analysis_service.retry_failed(session, services.cache, [job_id])
-    await analysis_service.dispatch(session, services.queue, services.notifier, retried)
+    retried = await analysis_service.retry_job(session, services.cache, job_id)
+    await dispatch(session, services.queue, services.notifier, retried)
     return RetryOut(retried=[queued.job_id for queued in retried])

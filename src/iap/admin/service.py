@@ -1,12 +1,16 @@
-"""Figures for administrators: accounts, images and the analysis queue."""
+"""Administration: figures (accounts, images, the analysis queue) and account status."""
 
 from __future__ import annotations
+
+import uuid
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from iap.admin.errors import CannotDisableSelf
 from iap.admin.schemas import StatsOut
 from iap.analysis.models import AnalysisJob, JobStatus
+from iap.auth import service as auth_service
 from iap.auth.models import Role, User
 from iap.images.models import Image
 
@@ -37,3 +41,12 @@ async def stats(session: AsyncSession) -> StatsOut:
         stored_bytes=int(stored or 0),
         jobs=by_status,
     )
+
+
+async def set_user_status(
+    session: AsyncSession, admin: User, user_id: uuid.UUID, *, active: bool
+) -> User:
+    """Disable or re-enable an account; an admin cannot lock themselves out."""
+    if user_id == admin.id and not active:
+        raise CannotDisableSelf()
+    return await auth_service.set_user_active(session, user_id, active)

@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
 from iap.analysis import service
 from iap.analysis.analysers import ANALYSERS, by_name
+from iap.analysis.analysers.derivatives import file_name
 from iap.analysis.errors import ThumbnailNotReady, UnknownAnalyser
-from iap.analysis.schemas import (
-    AnalyseIn,
-    AnalyserInfo,
-    AnalyserResultOut,
-    AnalysisOut,
-    ThumbnailSize,
-)
-from iap.auth.deps import CurrentUser
+from iap.analysis.results import analysis_results
+from iap.analysis.schemas import AnalyseIn, AnalyserInfo, AnalysisOut, ThumbnailSize
+from iap.analysis.tasks import dispatch
+from iap.auth.deps import SIGNED_IN, CurrentUser
 from iap.deps import AppServices, DbSession
+from iap.errors import error_responses
+from iap.images.errors import OWNED_IMAGE
 from iap.images.schemas import AnalysisSummary
 from iap.images.service import get_owned_image
 from iap.storage import BlobNotFound
 
 router = APIRouter(tags=["analysis"])
 
-_OWNED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not authenticated"},
-    403: {"description": "The image belongs to another user"},
-    404: {"description": "No image has that id"},
-}
+_OWNED = error_responses(*SIGNED_IN, *OWNED_IMAGE)
 
 
-@router.get("/analysers", response_model=list[AnalyserInfo])
+@router.get("/analysers", response_model=list[AnalyserInfo], responses=error_responses(*SIGNED_IN))
 async def list_analysers(user: CurrentUser, services: AppServices) -> list[AnalyserInfo]:
     """Every analyser, its version, and whether it can run on this server."""
     disabled = services.settings.disabled_analyser_names
@@ -58,11 +53,10 @@ async def list_analysers(user: CurrentUser, services: AppServices) -> list[Analy
 async def get_analysis(image_id: uuid.UUID, user: CurrentUser, session: DbSession) -> AnalysisOut:
     """The image's analysis job status and every analyser's latest result."""
     image = await get_owned_image(session, user, image_id)
-    results = await service.results_of(session, image.id)
     return AnalysisOut(
         image_id=image.id,
         job=AnalysisSummary.model_validate(image.job) if image.job else None,
-        results={r.analyser: AnalyserResultOut.model_validate(r) for r in results},
+        results=analysis_results(await service.results_of(session, image.id)),
     )
 
 
@@ -70,7 +64,7 @@ async def get_analysis(image_id: uuid.UUID, user: CurrentUser, session: DbSessio
     "/image/{image_id}/analyze",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AnalysisSummary,
-    responses={**_OWNED, 422: {"description": "Unknown analyser name"}},
+    responses=error_responses(*SIGNED_IN, *OWNED_IMAGE, UnknownAnalyser),
 )
 async def analyse_again(
     image_id: uuid.UUID,
@@ -93,15 +87,15 @@ async def analyse_again(
             raise UnknownAnalyser(detail)
     job = await service.request_analysis(session, services.cache, user, image_id, names)
     queued = service.Queued(job.id, job.image_id, user.id)
-    await service.dispatch(session, services.queue, services.notifier, [queued])
+    await dispatch(session, services.queue, services.notifier, [queued])
     return AnalysisSummary.model_validate(job)
 
 
 @router.get(
     "/image/{image_id}/thumbnail",
     responses={
-        **_OWNED,
         200: {"content": {"image/webp": {}}, "description": "The WebP thumbnail"},
+        **error_responses(*SIGNED_IN, *OWNED_IMAGE, ThumbnailNotReady),
     },
     response_class=Response,
 )
@@ -114,7 +108,7 @@ async def get_thumbnail(
 ) -> Response:
     """A WebP thumbnail (made by the analysis; never larger than the original)."""
     image = await get_owned_image(session, user, image_id)
-    key = service.derivative_key(image.id, f"thumb-{size.value}.webp")
+    key = service.derivative_key(image.id, file_name(size.value))
     try:
         data = await services.storage.read_all(key)
     except BlobNotFound:

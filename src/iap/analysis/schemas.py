@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from iap.analysis.results import AnalysisResults
 from iap.images.schemas import AnalysisSummary
 
 
@@ -17,21 +17,12 @@ class ThumbnailSize(enum.IntEnum):
     LARGE = 1024
 
 
-class AnalyserResultOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    version: int
-    status: str = Field(description="succeeded, failed, or unavailable (e.g. no model here).")
-    result: dict[str, Any] | None
-    error: str | None
-    duration_ms: float
-    created_at: datetime
-
-
 class AnalysisOut(BaseModel):
     image_id: uuid.UUID
     job: AnalysisSummary | None
-    results: dict[str, AnalyserResultOut] = Field(description="By analyser name.")
+    results: AnalysisResults = Field(
+        description="By analyser name: each analyser's latest run, with its own result schema."
+    )
 
 
 AnalyserName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,49}$")]

@@ -16,18 +16,21 @@ import io
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from iap.analysis.analysers import producing
+from iap.analysis.analysers.base import AnalyserResult
+from iap.analysis.errors import JobNotFailed, JobNotFound
 from iap.analysis.models import AnalysisJob, AnalysisResult, JobStatus
 from iap.analysis.pipeline import Outcome
 from iap.auth.models import User
 from iap.cache import Cache
 from iap.db import utcnow
-from iap.events.bus import make_event
-from iap.events.service import Notifier
 from iap.images.models import Image
 from iap.images.service import (
     delete_image_files,
@@ -35,8 +38,9 @@ from iap.images.service import (
     get_owned_image,
     invalidate,
 )
-from iap.queue import AnalysisQueue
 from iap.storage import BlobStorage
+
+R = TypeVar("R", bound=AnalyserResult)
 
 
 def derivative_key(image_id: uuid.UUID, name: str) -> str:
@@ -212,45 +216,37 @@ async def results_of(session: AsyncSession, image_id: uuid.UUID) -> list[Analysi
     return list(rows)
 
 
-async def blurhashes_of(session: AsyncSession, image_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The blurhash of each image whose hashes analyser has succeeded (newest version)."""
+async def latest_results(
+    session: AsyncSession, image_ids: list[uuid.UUID], model: type[R]
+) -> dict[uuid.UUID, R]:
+    """Per image, the newest succeeded result of the analyser producing ``model``."""
     if not image_ids:
         return {}
     rows = await session.execute(
-        select(AnalysisResult.image_id, AnalysisResult.version, AnalysisResult.result)
+        select(AnalysisResult.image_id, AnalysisResult.result)
         .where(
             AnalysisResult.image_id.in_(image_ids),
-            AnalysisResult.analyser == "hashes",
+            AnalysisResult.analyser == producing(model).name,
             AnalysisResult.status == "succeeded",
         )
         .order_by(AnalysisResult.version)
     )
-    found: dict[uuid.UUID, str] = {}
-    for image_id, _, result in rows:
-        value = (result or {}).get("blurhash")
-        if isinstance(value, str):
-            found[image_id] = value  # later (newer) versions overwrite older ones
+    found: dict[uuid.UUID, R] = {}
+    for image_id, result in rows:
+        try:
+            found[image_id] = model.model_validate(result)  # newer versions overwrite older
+        except ValidationError:
+            continue  # an older version's shape: not this model's result
     return found
 
 
 @dataclass(frozen=True)
 class Queued:
+    """A job to hand to the broker, and whom to tell."""
+
     job_id: uuid.UUID
     image_id: uuid.UUID
     user_id: uuid.UUID
-
-
-async def dispatch(
-    session: AsyncSession, queue: AnalysisQueue, notifier: Notifier, jobs: list[Queued]
-) -> None:
-    """Tell the owners their jobs are queued, then hand the jobs to the broker and note when
-    (in that order, so that "queued" never arrives after a fast worker's "started"). Jobs the
-    broker refuses stay queued in the database for the reconciler."""
-    for job in jobs:
-        event = make_event("analysis.queued", image_id=job.image_id, job_id=job.job_id)
-        await notifier.notify(job.user_id, event)
-    sent = await queue.enqueue([job.job_id for job in jobs])
-    await mark_enqueued(session, sent)
 
 
 async def mark_enqueued(session: AsyncSession, job_ids: list[uuid.UUID]) -> None:
@@ -323,3 +319,13 @@ async def retry_failed(
     await session.commit()
     await invalidate(cache, *(job.image_id for job, _ in rows))
     return [Queued(job.id, job.image_id, user_id) for job, user_id in rows]
+
+
+async def retry_job(session: AsyncSession, cache: Cache, job_id: uuid.UUID) -> list[Queued]:
+    """Put one failed job back in the queue (its attempts start from zero)."""
+    job = await session.get(AnalysisJob, job_id)
+    if job is None:
+        raise JobNotFound()
+    if job.status != JobStatus.FAILED:
+        raise JobNotFailed(f"The job is {job.status.value}; only failed jobs can be retried.")
+    return await retry_failed(session, cache, [job_id])

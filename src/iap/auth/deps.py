@@ -9,11 +9,12 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from iap.auth import service
-from iap.auth.cookies import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf
-from iap.auth.errors import AdminRequired, NotAuthenticated
+from iap.auth.cookies import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, CsrfFailed, check_csrf
+from iap.auth.errors import AccountDisabled, AdminRequired, InvalidToken, NotAuthenticated
 from iap.auth.models import Role, User
 from iap.auth.security import API_KEY_PREFIX
 from iap.deps import AppServices, DbSession
+from iap.errors import AppError
 
 # auto_error=False: missing credentials get our error body, not FastAPI's.
 _bearer = OAuth2PasswordBearer(tokenUrl="/login", auto_error=False)
@@ -58,3 +59,13 @@ async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
 
 CurrentUser = Annotated[User, Depends(current_user)]
 AdminUser = Annotated[User, Depends(admin_user)]
+
+# What a route taking ``CurrentUser`` (or ``AdminUser``) may answer before its own work, for
+# its documented responses: ``error_responses(*SIGNED_IN, ...)``.
+SIGNED_IN: tuple[type[AppError], ...] = (
+    NotAuthenticated,
+    InvalidToken,
+    AccountDisabled,
+    CsrfFailed,
+)
+ADMIN: tuple[type[AppError], ...] = (*SIGNED_IN, AdminRequired)

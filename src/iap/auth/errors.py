@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from iap.errors import AppError, Forbidden
+from iap.errors import AppError, Forbidden, NotFound
 
 _BEARER = {"WWW-Authenticate": "Bearer"}
 
@@ -50,3 +50,11 @@ class WrongPassword(AppError):
     status = 400
     code = "wrong_password"
     detail = "The current password is not correct."
+
+
+class ApiKeyNotFound(NotFound):
+    detail = "You have no API key with that id."
+
+
+class UserNotFound(NotFound):
+    detail = "No user has that id."

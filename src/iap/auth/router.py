@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from iap.auth import service
-from iap.auth.deps import CurrentUser
+from iap.auth.deps import SIGNED_IN, CurrentUser
+from iap.auth.errors import (
+    AccountDisabled,
+    ApiKeyNotFound,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidToken,
+    UsernameTaken,
+    WrongPassword,
+)
+from iap.auth.limits import limit_logins, limit_signups
 from iap.auth.schemas import (
     ApiKeyCreated,
     ApiKeyIn,
@@ -20,46 +30,22 @@ from iap.auth.schemas import (
     UserOut,
     UserUpdate,
 )
-from iap.config import parse_rate
 from iap.deps import AppServices, DbSession
+from iap.errors import RateLimited, error_responses
 from iap.images.service import purge_user_images
-from iap.ratelimit import enforce
 
 router = APIRouter(tags=["users"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Username or email already registered"},
-    429: {"description": "Too many attempts"},
-}
-
-
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def login_rate_key(request: Request, username: str) -> str:
-    """Login attempts are counted per address and username (the API and the web UI alike)."""
-    return f"login:{_client_address(request)}:{username.lower()}"
-
-
-def signup_rate_key(request: Request) -> str:
-    return f"signup:{_client_address(request)}"
-
 
 @router.post(
-    "/signup", status_code=status.HTTP_201_CREATED, response_model=UserOut, responses=_ERRORS
+    "/signup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=error_responses(UsernameTaken, EmailTaken, RateLimited),
+    dependencies=[Depends(limit_signups)],
 )
-async def signup(
-    body: SignupIn, request: Request, session: DbSession, services: AppServices
-) -> UserOut:
+async def signup(body: SignupIn, session: DbSession) -> UserOut:
     """Create an account. The password is stored only as an argon2 hash."""
-    settings = services.settings
-    await enforce(
-        services.limiter,
-        signup_rate_key(request),
-        parse_rate(settings.signup_rate_limit),
-        "sign-ups from this address",
-    )
     user = await service.create_user(
         session, username=body.username, email=str(body.email), password=body.password
     )
@@ -69,15 +55,11 @@ async def signup(
 @router.post(
     "/login",
     response_model=TokenPair,
-    responses={
-        401: {"description": "Incorrect username or password"},
-        403: {"description": "Account disabled"},
-        429: {"description": "Too many attempts"},
-    },
+    responses=error_responses(InvalidCredentials, AccountDisabled, RateLimited),
+    dependencies=[Depends(limit_logins)],
 )
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    request: Request,
     session: DbSession,
     services: AppServices,
 ) -> TokenPair:
@@ -85,21 +67,14 @@ async def login(
 
     The access token is short-lived (``expires_in`` seconds); use ``/token/refresh`` for a new one.
     """
-    settings = services.settings
-    await enforce(
-        services.limiter,
-        login_rate_key(request, form.username),
-        parse_rate(settings.login_rate_limit),
-        "login attempts",
-    )
     user = await service.authenticate(session, form.username, form.password)
-    return await service.issue_tokens(session, settings, user)
+    return await service.issue_tokens(session, services.settings, user)
 
 
 @router.post(
     "/token/refresh",
     response_model=TokenPair,
-    responses={401: {"description": "Invalid, used or revoked refresh token"}},
+    responses=error_responses(InvalidToken, AccountDisabled),
 )
 async def refresh(body: RefreshIn, session: DbSession, services: AppServices) -> TokenPair:
     """Trade a refresh token for a new pair. Each refresh token works once (rotation); replaying
@@ -107,7 +82,9 @@ async def refresh(body: RefreshIn, session: DbSession, services: AppServices) ->
     return await service.rotate_refresh_token(session, services.settings, body.refresh_token)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(*SIGNED_IN)
+)
 async def logout(
     body: RefreshIn, user: CurrentUser, session: DbSession, services: AppServices
 ) -> Response:
@@ -116,7 +93,7 @@ async def logout(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=UserOut, responses=error_responses(*SIGNED_IN))
 async def me(user: CurrentUser) -> UserOut:
     """The calling user's account."""
     return UserOut.model_validate(user)
@@ -125,7 +102,7 @@ async def me(user: CurrentUser) -> UserOut:
 @router.patch(
     "/me",
     response_model=UserOut,
-    responses={400: {"description": "Email taken or wrong current password"}},
+    responses=error_responses(*SIGNED_IN, EmailTaken, WrongPassword),
 )
 async def update_me(body: UserUpdate, user: CurrentUser, session: DbSession) -> UserOut:
     """Change your email or password. A new password needs ``current_password`` and ends every
@@ -140,14 +117,19 @@ async def update_me(body: UserUpdate, user: CurrentUser, session: DbSession) -> 
     return UserOut.model_validate(updated)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(*SIGNED_IN))
 async def delete_me(user: CurrentUser, session: DbSession, services: AppServices) -> Response:
     """Delete your account with every image, stored file and result. This cannot be undone."""
     await purge_user_images(session, services.storage, services.cache, user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/me/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@router.post(
+    "/me/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=error_responses(*SIGNED_IN),
+)
 async def create_api_key(body: ApiKeyIn, user: CurrentUser, session: DbSession) -> ApiKeyCreated:
     """Create an API key for scripts (send it as ``X-API-Key`` or as a bearer token).
     The key is in this response only; iap keeps just its hash."""
@@ -162,13 +144,17 @@ async def create_api_key(body: ApiKeyIn, user: CurrentUser, session: DbSession) 
     )
 
 
-@router.get("/me/api-keys", response_model=list[ApiKeyOut])
+@router.get("/me/api-keys", response_model=list[ApiKeyOut], responses=error_responses(*SIGNED_IN))
 async def list_api_keys(user: CurrentUser, session: DbSession) -> list[ApiKeyOut]:
     """Your API keys (names and prefixes; never the keys themselves)."""
     return [ApiKeyOut.model_validate(k) for k in await service.list_api_keys(session, user)]
 
 
-@router.delete("/me/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/me/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(*SIGNED_IN, ApiKeyNotFound),
+)
 async def delete_api_key(key_id: uuid.UUID, user: CurrentUser, session: DbSession) -> Response:
     """Delete an API key; requests using it fail from now on."""
     await service.delete_api_key(session, user, key_id)

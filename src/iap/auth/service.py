@@ -14,17 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from iap.auth import security
 from iap.auth.errors import (
     AccountDisabled,
+    ApiKeyNotFound,
     EmailTaken,
     InvalidCredentials,
     InvalidToken,
     UsernameTaken,
+    UserNotFound,
     WrongPassword,
 )
 from iap.auth.models import ApiKey, RefreshToken, Role, User
 from iap.auth.schemas import TokenPair
 from iap.config import Settings
 from iap.db import utcnow
-from iap.errors import NotFound
 from iap.text import has_control
 
 # Writing last_used_at on every request would turn every read into a write.
@@ -271,7 +272,7 @@ async def update_user(
 async def set_user_active(session: AsyncSession, user_id: uuid.UUID, active: bool) -> User:
     user = await session.get(User, user_id)
     if user is None:
-        raise NotFound("No user has that id.")
+        raise UserNotFound()
     user.is_active = active
     if not active:
         await revoke_all_refresh_tokens(session, user.id)
@@ -320,6 +321,6 @@ async def list_api_keys(session: AsyncSession, user: User) -> list[ApiKey]:
 async def delete_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -> None:
     api_key = await session.get(ApiKey, key_id)
     if api_key is None or api_key.user_id != user.id:
-        raise NotFound("You have no API key with that id.")
+        raise ApiKeyNotFound()
     await session.delete(api_key)
     await session.commit()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
+import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -22,14 +26,25 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from sqlalchemy.exc import DBAPIError
 
+from iap import migrations
+from iap.auth.models import Role
+from iap.auth.schemas import SignupIn
+from iap.auth.service import create_user as create
+from iap.client import IapClient, IapError
 from iap.config import ConfigError, Settings, load_settings
+from iap.db import create_engine
+from iap.errors import AppError
+from iap.images.service import sweep_orphan_blobs
+from iap.observability.logs import configure_logging
+from iap.observability.metrics import serve_worker_metrics, shared_metrics_dir
+from iap.services import Services, build_services, close_services
+from iap.transfer import RichProgress, TransferError, export_install, import_install, open_archive
+from iap.worker import run_worker
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from iap.client import IapClient
-    from iap.deps import Services
 
 T = TypeVar("T")
 
@@ -78,7 +93,6 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
     """Connect everything, run ``work``, disconnect. A misconfiguration (bad setting,
     unreachable database or store, schema behind) exits 2 with its one line."""
-    from iap.app import build_services, close_services
 
     async def run() -> T:
         services = await build_services(settings)
@@ -100,8 +114,9 @@ async def _nothing(services: Services) -> None:
 def served_app() -> FastAPI:
     """The app as ``iap serve`` runs it in each server process: logging is set up first, for
     the processes of ``--workers N`` are fresh interpreters that inherit none."""
+    # Imported here: the routers and page templates load only in processes that serve HTTP,
+    # not in every `iap` command.
     from iap.app import create_app
-    from iap.observability.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -119,10 +134,6 @@ def serve(
     """Run the API (and, on embedded defaults, everything else) in this process. On SIGTERM
     it stops accepting connections, lets requests in flight finish (at most
     IAP_SHUTDOWN_TIMEOUT_SECONDS), then lets the analysis threads finish their jobs."""
-    from contextlib import nullcontext
-
-    from iap.observability.logs import configure_logging
-    from iap.observability.metrics import shared_metrics_dir
 
     settings = _settings()
     _with_services(settings, _nothing)  # misconfiguration stops here with one line
@@ -176,9 +187,6 @@ def worker(
     """Consume analysis jobs from the broker (IAP_BROKER_URL) until SIGTERM/SIGINT. On SIGTERM
     each process finishes the jobs in hand and gives back those it fetched but had not
     started. With a metrics port, one endpoint answers for all the processes."""
-    from iap.analysis.worker import run_worker
-    from iap.observability.logs import configure_logging
-    from iap.observability.metrics import shared_metrics_dir
 
     settings = _settings()
     if settings.broker_url is None:
@@ -200,7 +208,6 @@ def worker(
 
 
 def _serve_worker_metrics(host: str, port: int | None) -> None:
-    from iap.observability.metrics import serve_worker_metrics
 
     if port is None:
         return
@@ -212,9 +219,6 @@ def _serve_worker_metrics(host: str, port: int | None) -> None:
 
 def _supervise_workers(settings: Settings, count: int, processes: int) -> None:
     """Run ``processes`` worker processes; hand them this process's SIGTERM/SIGINT."""
-    import multiprocessing
-
-    from iap.analysis.worker import run_worker
 
     context = multiprocessing.get_context("spawn")
     children = [
@@ -238,10 +242,6 @@ def _supervise_workers(settings: Settings, count: int, processes: int) -> None:
 @app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply database migrations (a release step on PostgreSQL; automatic on SQLite)."""
-    from sqlalchemy.exc import DBAPIError
-
-    from iap import migrations
-    from iap.db import create_engine
 
     settings = _settings()
 
@@ -277,12 +277,6 @@ def create_user(
     admin: Annotated[bool, typer.Option("--admin", help="Give the user the admin role.")] = False,
 ) -> None:
     """Create an account directly in the database (the way to make the first admin)."""
-    from pydantic import ValidationError
-
-    from iap.auth.models import Role
-    from iap.auth.schemas import SignupIn
-    from iap.auth.service import create_user as create
-    from iap.errors import AppError
 
     settings = _settings()
     try:
@@ -314,7 +308,6 @@ def gc(
     grace_minutes: Annotated[int, typer.Option(min=0, help="Keep blobs younger than this.")] = 60,
 ) -> None:
     """Delete stored originals that no image references (left by interrupted uploads)."""
-    from iap.images.service import sweep_orphan_blobs
 
     async def run(services: Services) -> int:
         async with services.sessions() as session:
@@ -358,7 +351,6 @@ def upload(
     parallel: Annotated[int, typer.Option(min=1, max=16, help="Uploads at once.")] = 4,
 ) -> None:
     """Upload images to a running iap server, with a progress bar. Exits 1 if any file failed."""
-    from iap.client import IapClient
 
     if not token and not api_key:
         raise _fail("give --token or --api-key (or set IAP_TOKEN / IAP_API_KEY)", 2)
@@ -390,9 +382,6 @@ def upload(
 
 def _check_access(client: IapClient, server: str) -> None:
     """One clear line for a wrong URL or bad credentials, instead of one failure per file."""
-    import httpx
-
-    from iap.client import IapError
 
     try:
         client.me()
@@ -411,9 +400,6 @@ def _upload_all(
     description: str | None,
     parallel: int,
 ) -> None:
-    import httpx
-
-    from iap.client import IapError
 
     total_bytes = sum(f.stat().st_size for f in files)
     with progress:
@@ -449,7 +435,6 @@ def export_data(
 ) -> None:
     """Write this install's data to an archive folder: every table as JSON Lines, every stored
     file (originals and derivatives) with its sha256, and a manifest. Stop the servers first."""
-    from iap.transfer import RichProgress, TransferError, export_install
 
     settings = _settings()
 
@@ -477,7 +462,6 @@ def import_data(
 ) -> None:
     """Load an archive made by `iap export` into this install (migrated to the same schema, and
     empty unless --merge). Every checksum is verified before anything is written."""
-    from iap.transfer import RichProgress, TransferError, import_install, open_archive
 
     try:
         archive = open_archive(directory)  # a bad archive fails before the target is touched

@@ -11,13 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from iap.auth.deps import CurrentUser
+from iap.auth.deps import SIGNED_IN, CurrentUser
 from iap.deps import AppServices, DbSession
+from iap.errors import error_responses
 from iap.events import service
 from iap.events.schemas import DeliveryOut, DeliveryPage, WebhookCreated, WebhookIn, WebhookOut
 from iap.images.schemas import MAX_PAGE
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=error_responses(*SIGNED_IN))
 
 HEARTBEAT_SECONDS = 15.0
 
@@ -64,15 +65,15 @@ async def events(request: Request, user: CurrentUser, services: AppServices) -> 
     )
 
 
-webhooks = APIRouter(prefix="/webhooks", tags=["events"])
-_MINE: dict[int | str, dict[str, Any]] = {404: {"description": "You have no webhook with that id"}}
+webhooks = APIRouter(prefix="/webhooks", tags=["events"], responses=error_responses(*SIGNED_IN))
+_MINE = error_responses(service.WebhookNotFound)
 
 
 @webhooks.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookCreated,
-    responses={409: {"description": "Too many webhooks"}, 422: {"description": "URL refused"}},
+    responses=error_responses(service.TooManyWebhooks, service.WebhookRefused),
 )
 async def create_webhook(
     body: WebhookIn, user: CurrentUser, session: DbSession, services: AppServices

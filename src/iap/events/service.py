@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iap.auth.models import User
-from iap.db import utcnow
 from iap.errors import AppError, NotFound
 from iap.events.bus import EventBus
 from iap.events.models import Webhook, WebhookDelivery
-from iap.events.webhooks import DestinationRefused, check_destination
-from iap.queue import WEBHOOK_ACTOR, AnalysisQueue
+from iap.events.webhooks import DELIVER_WEBHOOK, DestinationRefused, check_destination
+from iap.queue import TaskQueue
 
 MAX_WEBHOOKS_PER_USER = 20
 EVENT_TYPES = (
@@ -48,7 +46,7 @@ class Notifier:
     """Publishes an event to the owner's live streams and queues a delivery per webhook."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], bus: EventBus, queue: AnalysisQueue
+        self, sessions: async_sessionmaker[AsyncSession], bus: EventBus, queue: TaskQueue
     ) -> None:
         self.sessions, self.bus, self.queue = sessions, bus, queue
 
@@ -67,7 +65,7 @@ class Notifier:
                 return
             session.add_all(deliveries)
             await session.commit()
-        await self.queue.enqueue([d.id for d in deliveries], WEBHOOK_ACTOR)
+        await self.queue.enqueue(DELIVER_WEBHOOK, [d.id for d in deliveries])
 
 
 async def create_webhook(
@@ -126,17 +124,3 @@ async def deliveries_of(
         .limit(limit)
     )
     return total or 0, list(rows)
-
-
-async def stale_deliveries(
-    session: AsyncSession, *, older_than: timedelta, limit: int = 500
-) -> list[uuid.UUID]:
-    """Pending deliveries with no attempt for ``older_than``: the broker may have lost them."""
-    last_touched = func.coalesce(WebhookDelivery.last_attempt_at, WebhookDelivery.created_at)
-    rows = await session.scalars(
-        select(WebhookDelivery.id)
-        .where(WebhookDelivery.status == "pending", last_touched < utcnow() - older_than)
-        .order_by(WebhookDelivery.created_at)
-        .limit(limit)
-    )
-    return list(rows)

@@ -19,23 +19,21 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from iap.config import Settings
 from iap.db import utcnow
 from iap.events.models import Webhook, WebhookDelivery
-
-if TYPE_CHECKING:
-    from iap.deps import Services
+from iap.queue import Recovery, Runner, Task, TaskContext, TaskLimits
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 
 SIGNATURE_HEADER = "X-IAP-Signature"
 TIMESTAMP_HEADER = "X-IAP-Timestamp"
@@ -86,21 +84,23 @@ class _Attempt:
 
 
 class WebhookDeliverer:
-    """Runs in worker threads; database work goes through ``run`` onto the I/O loop."""
+    """The ``deliver_webhook`` task's handler. Runs in worker threads; database work goes
+    through ``run`` onto the worker's I/O loop."""
 
-    def __init__(self, services: Services, run: Runner) -> None:
-        self.services = services
-        self.run = run
+    def __init__(self, context: TaskContext, run: Runner) -> None:
+        self.settings = context.settings
+        self.sessions = context.sessions
+        self._on_loop = run
 
-    def deliver(self, delivery_id: str) -> None:
-        settings = self.services.settings
-        attempt: _Attempt | None = self.run(self._start(uuid.UUID(delivery_id)))
+    def run(self, delivery_id: str) -> None:
+        settings = self.settings
+        attempt: _Attempt | None = self._on_loop(self._start(uuid.UUID(delivery_id)))
         if attempt is None:
             return  # deleted webhook, or already delivered
         try:
             check_destination(attempt.url, allow_private=settings.webhook_allow_private)
         except DestinationRefused as exc:
-            self.run(self._finish(uuid.UUID(delivery_id), None, f"refused: {exc}", final=True))
+            self._on_loop(self._finish(uuid.UUID(delivery_id), None, f"refused: {exc}", final=True))
             return
         body = json.dumps(attempt.payload, separators=(",", ":")).encode()
         timestamp = str(int(time.time()))
@@ -123,16 +123,18 @@ class WebhookDeliverer:
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
         if response.is_success:
-            self.run(self._finish(uuid.UUID(delivery_id), response.status_code, None, final=True))
+            self._on_loop(
+                self._finish(uuid.UUID(delivery_id), response.status_code, None, final=True)
+            )
             return
-        self.run(self._finish(uuid.UUID(delivery_id), response.status_code, None, final=False))
+        self._on_loop(self._finish(uuid.UUID(delivery_id), response.status_code, None, final=False))
         raise DeliveryFailed(f"the receiver answered HTTP {response.status_code}")
 
-    def record_failure(self, delivery_id: str, error: str, final: bool) -> None:
-        self.run(self._finish(uuid.UUID(delivery_id), None, error, final=final, failed=True))
+    def failed(self, delivery_id: str, error: str, final: bool) -> None:
+        self._on_loop(self._finish(uuid.UUID(delivery_id), None, error, final=final, failed=True))
 
     async def _start(self, delivery_id: uuid.UUID) -> _Attempt | None:
-        async with self.services.sessions() as session:
+        async with self.sessions() as session:
             delivery = await session.get(WebhookDelivery, delivery_id)
             if delivery is None or delivery.status != "pending":
                 return None
@@ -164,10 +166,56 @@ class WebhookDeliverer:
             values["status"] = "failed"
         if not values:
             return
-        async with self.services.sessions() as session:
+        async with self.sessions() as session:
             await session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending")
                 .values(**values)
             )
             await session.commit()
+
+
+async def stale_deliveries(
+    session: AsyncSession, *, older_than: timedelta, limit: int = 500
+) -> list[uuid.UUID]:
+    """Pending deliveries with no attempt for ``older_than``: the broker may have lost them."""
+    last_touched = func.coalesce(WebhookDelivery.last_attempt_at, WebhookDelivery.created_at)
+    rows = await session.scalars(
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.status == "pending", last_touched < utcnow() - older_than)
+        .order_by(WebhookDelivery.created_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def _lost_deliveries(
+    session: AsyncSession, settings: Settings, everything: bool
+) -> list[uuid.UUID]:
+    if everything:
+        return await stale_deliveries(session, older_than=timedelta(0))
+    # A delivery waits at most max_backoff between attempts; longer means it was lost.
+    quiet = timedelta(
+        milliseconds=settings.webhook_max_backoff_ms, seconds=settings.reconcile_after_seconds
+    )
+    return await stale_deliveries(session, older_than=quiet)
+
+
+def _limits(settings: Settings) -> TaskLimits:
+    return TaskLimits(
+        max_retries=settings.webhook_max_retries,
+        min_backoff_ms=settings.webhook_min_backoff_ms,
+        max_backoff_ms=settings.webhook_max_backoff_ms,
+        # The request's own timeout, and time to record the outcome.
+        time_limit_ms=(settings.webhook_timeout_seconds + 30) * 1000,
+    )
+
+
+# Deliveries have a queue of their own: a slow receiver never holds up analysis.
+DELIVER_WEBHOOK = Task(
+    name="deliver_webhook",
+    queue="webhooks",
+    limits=_limits,
+    handler=WebhookDeliverer,
+    recovery=Recovery(lost=_lost_deliveries),
+)

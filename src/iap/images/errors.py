@@ -74,3 +74,7 @@ class RangeNotSatisfiable(AppError):
 class InvalidField(AppError):
     status = 422
     code = "invalid_field"
+
+
+# Every route of one image: another user's image or an unknown id.
+OWNED_IMAGE: tuple[type[AppError], ...] = (NotImageOwner, ImageNotFound)

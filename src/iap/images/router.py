@@ -7,34 +7,44 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from iap.analysis.models import JobStatus
-from iap.analysis.service import Queued, dispatch
-from iap.auth.deps import CurrentUser
-from iap.config import parse_rate
-from iap.deps import AppServices, DbSession
+from iap.analysis.service import Queued
+from iap.analysis.tasks import dispatch
+from iap.auth.deps import SIGNED_IN, CurrentUser
+from iap.deps import AppServices, DbSession, Throttle, throttle
+from iap.errors import RateLimited, error_responses
 from iap.images import service
-from iap.images.errors import ReadOnlyField, UnknownField
+from iap.images.errors import (
+    OWNED_IMAGE,
+    CorruptImage,
+    EmptyFile,
+    ExpectedMultipart,
+    FileRequired,
+    InvalidField,
+    InvalidMultipart,
+    RangeNotSatisfiable,
+    ReadOnlyField,
+    TooManyPixels,
+    UnknownField,
+    UnsupportedImageType,
+    UploadTooLarge,
+)
 from iap.images.filenames import clean_filename, content_disposition
 from iap.images.http_range import parse_range
 from iap.images.inspection import inspect_image
 from iap.images.schemas import MAX_PAGE, READ_ONLY_FIELDS, ImageOut, ImagePage, ImageUpdate, SortKey
 from iap.images.upload_form import read_upload_form
-from iap.ratelimit import enforce
-from iap.storage import BlobNotFound
+from iap.storage import BlobNotFound, StorageUnavailable
 from iap.text import NO_CONTROL_PATTERN, SingleLine
 
 router = APIRouter(prefix="/image", tags=["images"])
 
 ImageId = Annotated[uuid.UUID, "the image's UUID"]
 
-_OWNED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not authenticated"},
-    403: {"description": "The image belongs to another user"},
-    404: {"description": "No image has that id"},
-}
+_OWNED = error_responses(*SIGNED_IN, *OWNED_IMAGE)
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -60,18 +70,36 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
+UploadThrottle = Annotated[
+    Throttle, Depends(throttle(lambda settings: settings.upload_rate_limit, "uploads"))
+]
+
+
+async def limit_uploads(user: CurrentUser, limit: UploadThrottle) -> None:
+    """Route dependency: 429 past ``IAP_UPLOAD_RATE_LIMIT`` uploads for this user."""
+    await limit.check(f"upload:{user.id}")
+
+
 @router.post(
     "/upload",
     status_code=status.HTTP_201_CREATED,
     response_model=ImageOut,
     openapi_extra=_UPLOAD_BODY,
-    responses={
-        400: {"description": "Malformed multipart body"},
-        413: {"description": "File larger than the upload limit"},
-        415: {"description": "Not an image in a supported format"},
-        422: {"description": "Missing file, damaged image, or too many pixels"},
-        429: {"description": "Too many uploads"},
-    },
+    responses=error_responses(
+        *SIGNED_IN,
+        InvalidMultipart,
+        UploadTooLarge,
+        UnsupportedImageType,
+        ExpectedMultipart,
+        FileRequired,
+        EmptyFile,
+        CorruptImage,
+        TooManyPixels,
+        InvalidField,
+        RateLimited,
+        StorageUnavailable,
+    ),
+    dependencies=[Depends(limit_uploads)],
 )
 async def upload_image(
     request: Request, user: CurrentUser, session: DbSession, services: AppServices
@@ -83,9 +111,6 @@ async def upload_image(
     width, height, type, size and SHA-256 are computed here. The image is queued for analysis.
     """
     settings = services.settings
-    await enforce(
-        services.limiter, f"upload:{user.id}", parse_rate(settings.upload_rate_limit), "uploads"
-    )
     form = await read_upload_form(request, settings.max_upload_bytes)
     try:
         async with services.decode_slots:
@@ -114,7 +139,7 @@ async def upload_image(
     return ImageOut.model_validate(image)
 
 
-@router.get("/all", response_model=ImagePage, responses={401: {"description": "Not authenticated"}})
+@router.get("/all", response_model=ImagePage, responses=error_responses(*SIGNED_IN))
 async def list_images(
     user: CurrentUser,
     session: DbSession,
@@ -169,11 +194,10 @@ async def list_images(
 @router.get(
     "/download/{image_id}",
     responses={
-        **_OWNED,
         206: {"description": "Partial content"},
         304: {"description": "Not modified"},
         307: {"description": "Redirect to a presigned URL (S3 only, when enabled)"},
-        416: {"description": "Range not satisfiable"},
+        **error_responses(*SIGNED_IN, *OWNED_IMAGE, RangeNotSatisfiable, BlobNotFound),
     },
 )
 async def download_image(
@@ -255,7 +279,7 @@ async def get_image(
 @router.put(
     "/{image_id}",
     response_model=ImageOut,
-    responses={**_OWNED, 422: {"description": "A derived or unknown field was sent"}},
+    responses=error_responses(*SIGNED_IN, *OWNED_IMAGE, ReadOnlyField, UnknownField),
 )
 async def update_image(
     image_id: uuid.UUID,

@@ -35,12 +35,12 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iap.analysis.models import AnalysisJob, JobStatus
 
 if TYPE_CHECKING:
     from iap.analysis.pipeline import Outcome
-    from iap.deps import Services
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +145,13 @@ def _base_collector() -> Collector:
     return REGISTRY
 
 
-async def queue_depth(services: Services) -> Metric | None:
+async def queue_depth(sessions: async_sessionmaker[AsyncSession]) -> Metric | None:
     """Jobs queued and running, counted in the database (the source of truth for jobs, and the
     one place that knows about all of them whichever broker holds their messages). None when the
     count fails or is slow: the series then goes missing for that scrape rather than lying."""
 
     async def count() -> dict[JobStatus, int]:
-        async with services.sessions() as session:
+        async with sessions() as session:
             rows = await session.execute(
                 select(AnalysisJob.status, func.count())
                 .where(AnalysisJob.status.in_(QUEUE_STATUSES))
@@ -175,9 +175,9 @@ async def queue_depth(services: Services) -> Metric | None:
     return family
 
 
-async def exposition(services: Services, accept: str) -> tuple[bytes, str]:
+async def exposition(sessions: async_sessionmaker[AsyncSession], accept: str) -> tuple[bytes, str]:
     """The body and content type of ``GET /metrics``, in the format the scraper asked for."""
-    depth = await queue_depth(services)
+    depth = await queue_depth(sessions)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Scrape(_base_collector(), [depth] if depth is not None else []))
     encode, content_type = choose_encoder(accept)

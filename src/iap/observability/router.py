@@ -23,5 +23,5 @@ async def metrics(request: Request, services: AppServices) -> Response:
 
     No authentication: it holds counts and durations only, no user data (no ids, names, files
     or tags). Restrict it at the proxy if even those figures are private."""
-    body, content_type = await exposition(services, request.headers.get("accept", ""))
+    body, content_type = await exposition(services.sessions, request.headers.get("accept", ""))
     return Response(body, media_type=content_type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from iap.analysis.analysers.base import Analyser
+from iap.analysis.analysers.base import Analyser, AnalyserResult
 from iap.analysis.analysers.colours import ColoursAnalyser
 from iap.analysis.analysers.derivatives import DerivativesAnalyser
 from iap.analysis.analysers.exif import ExifAnalyser
@@ -38,3 +38,16 @@ def by_name(names: Iterable[str]) -> list[Analyser]:
     if unknown:
         raise KeyError(", ".join(unknown))
     return [analyser for analyser in ANALYSERS if analyser.name in wanted]
+
+
+def find(name: str) -> Analyser | None:
+    """The analyser called ``name``, if this server has one."""
+    return _BY_NAME.get(name)
+
+
+def producing(model: type[AnalyserResult]) -> Analyser:
+    """The analyser whose results are ``model``s."""
+    for analyser in ANALYSERS:
+        if analyser.result_model is model:
+            return analyser
+    raise LookupError(f"no analyser produces {model.__name__}")
