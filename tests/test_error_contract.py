@@ -141,3 +141,17 @@ def test_every_analyser_result_has_a_named_schema(spec: dict[str, Any]) -> None:
     assert analysis["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/AnalysisOut"
     }
+
+
+def test_csrf_failed_is_documented_exactly_where_a_cookie_request_can_get_it(
+    spec: dict[str, Any],
+) -> None:
+    """Signed-in routes that change state may refuse a session cookie without its CSRF token;
+    the ones that only read never do."""
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            if "401" not in responses or path in {"/login", "/token/refresh"}:
+                continue
+            documented = "`csrf_failed`" in responses.get("403", {}).get("description", "")
+            assert documented is (method not in {"get", "head"}), (method, path)

@@ -43,15 +43,15 @@ class Rate(NamedTuple):
         return f"{self.requests}/{self.seconds}"
 
 
-def parse_rate(value: str, name: str = "a rate") -> Rate:
+def parse_rate(value: str) -> Rate:
     """Parse ``"N/seconds"`` into ``Rate(N, seconds)``."""
     try:
         count, _, period = value.partition("/")
         parsed = Rate(int(count), int(period))
     except ValueError:
-        raise ValueError(f"{name} must look like N/seconds, e.g. 10/60, not {value!r}") from None
+        raise ValueError(f"a rate must look like N/seconds, e.g. 10/60, not {value!r}") from None
     if parsed.requests <= 0 or parsed.seconds <= 0:
-        raise ValueError(f"{name} must be two positive numbers, e.g. 10/60, not {value!r}")
+        raise ValueError(f"a rate must be two positive numbers, e.g. 10/60, not {value!r}")
     return parsed
 
 

@@ -17,6 +17,8 @@ TIMEOUT_SECONDS = 2.0
 
 
 class NotReady(AppError):
+    """``GET /readyz``'s answer when a dependency is down (returned, not raised)."""
+
     status = 503
     code = "not_ready"
     detail = "A dependency is not answering."

@@ -1,7 +1,8 @@
 """The composition root: everything a process needs, built once from the settings.
 
 The API (``iap.app``), the worker (``iap.worker``) and the CLI build a ``Services`` here and
-close it when they stop; nothing else connects to a database, a store, a cache or a broker.
+close it when they stop. Only schema migrations (``iap migrate`` and Alembic's env) open a
+database engine of their own.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from PIL.TiffImagePlugin import IFDRational
 from iap.analysis.analysers import ANALYSERS, by_name
 from iap.analysis.analysers.base import AnalyserResult
 from iap.analysis.pipeline import run_pass
+from iap.analysis.results import AnalysisResultsBase
 from tests.analysis.factories import astronaut, decoded, encode
 
 
@@ -31,6 +32,12 @@ def test_names_are_unique_and_fit_the_api() -> None:
     assert len(names) == len(set(names))
     assert all(re.fullmatch(r"[a-z][a-z0-9_]{0,49}", name) for name in names)
     assert all(analyser.version >= 1 for analyser in ANALYSERS)
+
+
+def test_names_are_free_as_fields_of_the_typed_results() -> None:
+    # Each name becomes a field of AnalysisResults: it must not shadow a method of it.
+    taken = set(dir(AnalysisResultsBase))
+    assert [a.name for a in ANALYSERS if a.name in taken or a.name.startswith("model_")] == []
 
 
 def test_every_result_model_documents_its_fields() -> None:

@@ -90,3 +90,18 @@ def test_fourth_signup_from_one_address_is_429(limited: TestClient) -> None:
     )
     assert_rate_limited(response)
     assert_unauthenticated(try_login(limited, name, PASSWORD), "invalid_credentials")
+
+
+def test_malformed_signups_do_not_count_towards_the_limit(limited: TestClient) -> None:
+    for _ in range(4):
+        response = limited.post("/signup", json={"username": "x", "email": "not an address"})
+        assert_error(response, 422, "validation_error")
+    for _ in range(3):
+        make_account(limited)
+    name = f"late_{secrets.token_hex(4)}"
+    assert_rate_limited(
+        limited.post(
+            "/signup",
+            json={"username": name, "email": f"{name}@example.com", "password": PASSWORD},
+        )
+    )

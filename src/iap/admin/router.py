@@ -15,7 +15,7 @@ from iap.analysis.errors import JobNotFailed, JobNotFound
 from iap.analysis.schemas import FailedJob, FailedJobPage, RetryOut
 from iap.analysis.tasks import dispatch
 from iap.auth import service as auth_service
-from iap.auth.deps import ADMIN, AdminUser
+from iap.auth.deps import ADMIN, ADMIN_CHANGES, AdminUser
 from iap.auth.errors import UserNotFound
 from iap.auth.schemas import UserOut
 from iap.deps import AppServices, DbSession
@@ -23,16 +23,16 @@ from iap.errors import error_responses
 from iap.images.schemas import MAX_PAGE, AnalysisSummary
 from iap.text import NO_CONTROL_PATTERN
 
-router = APIRouter(prefix="/admin", tags=["admin"], responses=error_responses(*ADMIN))
+router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-@router.get("/stats", response_model=StatsOut)
+@router.get("/stats", response_model=StatsOut, responses=error_responses(*ADMIN))
 async def get_stats(admin: AdminUser, session: DbSession) -> StatsOut:
     """Accounts, images, stored bytes and analysis jobs by status, right now."""
     return await service.stats(session)
 
 
-@router.get("/users", response_model=UserPage)
+@router.get("/users", response_model=UserPage, responses=error_responses(*ADMIN))
 async def list_users(
     admin: AdminUser,
     session: DbSession,
@@ -57,7 +57,7 @@ async def list_users(
 @router.patch(
     "/users/{user_id}",
     response_model=UserOut,
-    responses=error_responses(UserNotFound, CannotDisableSelf),
+    responses=error_responses(*ADMIN_CHANGES, UserNotFound, CannotDisableSelf),
 )
 async def set_user_status(
     user_id: uuid.UUID, body: UserStatusIn, admin: AdminUser, session: DbSession
@@ -68,7 +68,7 @@ async def set_user_status(
     return UserOut.model_validate(user)
 
 
-@router.get("/jobs/failed", response_model=FailedJobPage)
+@router.get("/jobs/failed", response_model=FailedJobPage, responses=error_responses(*ADMIN))
 async def list_failed_jobs(
     admin: AdminUser,
     session: DbSession,
@@ -89,7 +89,9 @@ async def list_failed_jobs(
     return FailedJobPage(total=total, skip=skip, limit=limit, data=data)
 
 
-@router.post("/jobs/failed/retry", response_model=RetryOut)
+@router.post(
+    "/jobs/failed/retry", response_model=RetryOut, responses=error_responses(*ADMIN_CHANGES)
+)
 async def retry_all_failed(admin: AdminUser, session: DbSession, services: AppServices) -> RetryOut:
     """Queue every failed job again."""
     retried = await analysis_service.retry_failed(session, services.cache, None)
@@ -100,7 +102,7 @@ async def retry_all_failed(admin: AdminUser, session: DbSession, services: AppSe
 @router.post(
     "/jobs/{job_id}/retry",
     response_model=RetryOut,
-    responses=error_responses(JobNotFound, JobNotFailed),
+    responses=error_responses(*ADMIN_CHANGES, JobNotFound, JobNotFailed),
 )
 async def retry_job(
     job_id: uuid.UUID, admin: AdminUser, session: DbSession, services: AppServices

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from iap.analysis.analysers import ANALYSERS, find
+from iap.analysis.analysers import ANALYSERS, find, producing
 from iap.analysis.analysers.base import Analyser, AnalyserResult
 from iap.analysis.models import AnalysisResult
 
@@ -28,7 +28,10 @@ class AnalyserRun(BaseModel, Generic[R]):
 
     version: int = Field(description="The analyser version that produced this run.")
     status: str = Field(description="succeeded, failed, or unavailable (e.g. no model here).")
-    result: R | None = Field(description="The analyser's result; null unless it succeeded.")
+    result: R | None = Field(
+        description="The analyser's result; null unless it succeeded, and null when it was "
+        "recorded by an older version whose result this one no longer reads (`error` says so)."
+    )
     error: str | None
     duration_ms: float
     created_at: datetime
@@ -60,12 +63,10 @@ class AnalysisResultsBase(BaseModel):
         """Every analyser in registry order, with its run (None if it has not run)."""
         return [(name, getattr(self, name)) for name in type(self).model_fields]
 
-    def found(self, model: type[R]) -> R | None:
+    def succeeded(self, model: type[R]) -> R | None:
         """The result of the analyser whose result model is ``model``, if it succeeded."""
-        for _, run in self.runs():
-            if run is not None and isinstance(run.found, model):
-                return run.found
-        return None
+        run: AnalyserRun[R] | None = getattr(self, producing(model).name)
+        return run.found if run is not None else None
 
 
 if TYPE_CHECKING:

@@ -14,17 +14,15 @@ from iap.analysis.errors import ThumbnailNotReady, UnknownAnalyser
 from iap.analysis.results import analysis_results
 from iap.analysis.schemas import AnalyseIn, AnalyserInfo, AnalysisOut, ThumbnailSize
 from iap.analysis.tasks import dispatch
-from iap.auth.deps import SIGNED_IN, CurrentUser
+from iap.auth.deps import SIGNED_IN, SIGNED_IN_CHANGES, CurrentUser
 from iap.deps import AppServices, DbSession
 from iap.errors import error_responses
 from iap.images.errors import OWNED_IMAGE
 from iap.images.schemas import AnalysisSummary
 from iap.images.service import get_owned_image
-from iap.storage import BlobNotFound
+from iap.storage import BlobNotFound, StorageUnavailable
 
 router = APIRouter(tags=["analysis"])
-
-_OWNED = error_responses(*SIGNED_IN, *OWNED_IMAGE)
 
 
 @router.get("/analysers", response_model=list[AnalyserInfo], responses=error_responses(*SIGNED_IN))
@@ -49,7 +47,11 @@ async def list_analysers(user: CurrentUser, services: AppServices) -> list[Analy
     return infos
 
 
-@router.get("/image/{image_id}/analysis", response_model=AnalysisOut, responses=_OWNED)
+@router.get(
+    "/image/{image_id}/analysis",
+    response_model=AnalysisOut,
+    responses=error_responses(*SIGNED_IN, *OWNED_IMAGE),
+)
 async def get_analysis(image_id: uuid.UUID, user: CurrentUser, session: DbSession) -> AnalysisOut:
     """The image's analysis job status and every analyser's latest result."""
     image = await get_owned_image(session, user, image_id)
@@ -64,7 +66,7 @@ async def get_analysis(image_id: uuid.UUID, user: CurrentUser, session: DbSessio
     "/image/{image_id}/analyze",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AnalysisSummary,
-    responses=error_responses(*SIGNED_IN, *OWNED_IMAGE, UnknownAnalyser),
+    responses=error_responses(*SIGNED_IN_CHANGES, *OWNED_IMAGE, UnknownAnalyser),
 )
 async def analyse_again(
     image_id: uuid.UUID,
@@ -95,7 +97,7 @@ async def analyse_again(
     "/image/{image_id}/thumbnail",
     responses={
         200: {"content": {"image/webp": {}}, "description": "The WebP thumbnail"},
-        **error_responses(*SIGNED_IN, *OWNED_IMAGE, ThumbnailNotReady),
+        **error_responses(*SIGNED_IN, *OWNED_IMAGE, ThumbnailNotReady, StorageUnavailable),
     },
     response_class=Response,
 )

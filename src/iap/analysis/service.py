@@ -219,7 +219,8 @@ async def results_of(session: AsyncSession, image_id: uuid.UUID) -> list[Analysi
 async def latest_results(
     session: AsyncSession, image_ids: list[uuid.UUID], model: type[R]
 ) -> dict[uuid.UUID, R]:
-    """Per image, the newest succeeded result of the analyser producing ``model``."""
+    """Per image, the newest succeeded result of the analyser producing ``model``; results of
+    an older version that ``model`` no longer reads are left out."""
     if not image_ids:
         return {}
     rows = await session.execute(

@@ -1,9 +1,7 @@
 """The ``analyse_image`` task: its record, its handler, and how jobs are handed to it.
 
-Dramatiq runs the handler in plain threads; the database, storage and cache are async. The
-handler therefore submits its I/O to the worker's event loop (``run``), while the CPU-bound
-pass (decode + analysers) stays in the task's thread. In the embedded deployment that loop is
-the API's own; an ``iap worker`` process runs its own.
+The handler runs in a worker thread (see ``iap.worker``): its I/O goes to the worker's event
+loop through ``run``, while the CPU-bound pass (decode + analysers) stays in the thread.
 """
 
 from __future__ import annotations

@@ -61,11 +61,9 @@ CurrentUser = Annotated[User, Depends(current_user)]
 AdminUser = Annotated[User, Depends(admin_user)]
 
 # What a route taking ``CurrentUser`` (or ``AdminUser``) may answer before its own work, for
-# its documented responses: ``error_responses(*SIGNED_IN, ...)``.
-SIGNED_IN: tuple[type[AppError], ...] = (
-    NotAuthenticated,
-    InvalidToken,
-    AccountDisabled,
-    CsrfFailed,
-)
+# its documented responses: ``error_responses(*SIGNED_IN, ...)``. Routes that change state
+# may also refuse a cookie-authenticated request without its CSRF token (``*_CHANGES``).
+SIGNED_IN: tuple[type[AppError], ...] = (NotAuthenticated, InvalidToken, AccountDisabled)
+SIGNED_IN_CHANGES: tuple[type[AppError], ...] = (*SIGNED_IN, CsrfFailed)
 ADMIN: tuple[type[AppError], ...] = (*SIGNED_IN, AdminRequired)
+ADMIN_CHANGES: tuple[type[AppError], ...] = (*ADMIN, CsrfFailed)

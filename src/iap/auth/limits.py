@@ -42,8 +42,3 @@ async def limit_logins(
 ) -> None:
     """Route dependency: 429 past ``IAP_LOGIN_RATE_LIMIT`` attempts for this user+address."""
     await limit.check(login_key(request, form.username))
-
-
-async def limit_signups(request: Request, limit: SignupThrottle) -> None:
-    """Route dependency: 429 past ``IAP_SIGNUP_RATE_LIMIT`` sign-ups from this address."""
-    await limit.check(signup_key(request))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from iap.auth import service
-from iap.auth.deps import SIGNED_IN, CurrentUser
+from iap.auth.deps import SIGNED_IN, SIGNED_IN_CHANGES, CurrentUser
 from iap.auth.errors import (
     AccountDisabled,
     ApiKeyNotFound,
@@ -19,7 +19,7 @@ from iap.auth.errors import (
     UsernameTaken,
     WrongPassword,
 )
-from iap.auth.limits import limit_logins, limit_signups
+from iap.auth.limits import SignupThrottle, limit_logins, signup_key
 from iap.auth.schemas import (
     ApiKeyCreated,
     ApiKeyIn,
@@ -42,10 +42,14 @@ router = APIRouter(tags=["users"])
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
     responses=error_responses(UsernameTaken, EmailTaken, RateLimited),
-    dependencies=[Depends(limit_signups)],
 )
-async def signup(body: SignupIn, session: DbSession) -> UserOut:
+async def signup(
+    body: SignupIn, request: Request, session: DbSession, limit: SignupThrottle
+) -> UserOut:
     """Create an account. The password is stored only as an argon2 hash."""
+    # Counted once the body is valid, as the web UI's form counts: a malformed request is
+    # not a sign-up.
+    await limit.check(signup_key(request))
     user = await service.create_user(
         session, username=body.username, email=str(body.email), password=body.password
     )
@@ -83,7 +87,9 @@ async def refresh(body: RefreshIn, session: DbSession, services: AppServices) ->
 
 
 @router.post(
-    "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(*SIGNED_IN)
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(*SIGNED_IN_CHANGES),
 )
 async def logout(
     body: RefreshIn, user: CurrentUser, session: DbSession, services: AppServices
@@ -102,7 +108,7 @@ async def me(user: CurrentUser) -> UserOut:
 @router.patch(
     "/me",
     response_model=UserOut,
-    responses=error_responses(*SIGNED_IN, EmailTaken, WrongPassword),
+    responses=error_responses(*SIGNED_IN_CHANGES, EmailTaken, WrongPassword),
 )
 async def update_me(body: UserUpdate, user: CurrentUser, session: DbSession) -> UserOut:
     """Change your email or password. A new password needs ``current_password`` and ends every
@@ -117,7 +123,9 @@ async def update_me(body: UserUpdate, user: CurrentUser, session: DbSession) -> 
     return UserOut.model_validate(updated)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(*SIGNED_IN))
+@router.delete(
+    "/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(*SIGNED_IN_CHANGES)
+)
 async def delete_me(user: CurrentUser, session: DbSession, services: AppServices) -> Response:
     """Delete your account with every image, stored file and result. This cannot be undone."""
     await purge_user_images(session, services.storage, services.cache, user)
@@ -128,7 +136,7 @@ async def delete_me(user: CurrentUser, session: DbSession, services: AppServices
     "/me/api-keys",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses=error_responses(*SIGNED_IN),
+    responses=error_responses(*SIGNED_IN_CHANGES),
 )
 async def create_api_key(body: ApiKeyIn, user: CurrentUser, session: DbSession) -> ApiKeyCreated:
     """Create an API key for scripts (send it as ``X-API-Key`` or as a bearer token).
@@ -153,7 +161,7 @@ async def list_api_keys(user: CurrentUser, session: DbSession) -> list[ApiKeyOut
 @router.delete(
     "/me/api-keys/{key_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(*SIGNED_IN, ApiKeyNotFound),
+    responses=error_responses(*SIGNED_IN_CHANGES, ApiKeyNotFound),
 )
 async def delete_api_key(key_id: uuid.UUID, user: CurrentUser, session: DbSession) -> Response:
     """Delete an API key; requests using it fail from now on."""

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from iap.auth.deps import SIGNED_IN, CurrentUser
+from iap.auth.deps import SIGNED_IN, SIGNED_IN_CHANGES, CurrentUser
 from iap.deps import AppServices, DbSession
 from iap.errors import error_responses
 from iap.events import service
@@ -65,15 +65,14 @@ async def events(request: Request, user: CurrentUser, services: AppServices) -> 
     )
 
 
-webhooks = APIRouter(prefix="/webhooks", tags=["events"], responses=error_responses(*SIGNED_IN))
-_MINE = error_responses(service.WebhookNotFound)
+webhooks = APIRouter(prefix="/webhooks", tags=["events"])
 
 
 @webhooks.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookCreated,
-    responses=error_responses(service.TooManyWebhooks, service.WebhookRefused),
+    responses=error_responses(*SIGNED_IN_CHANGES, service.TooManyWebhooks, service.WebhookRefused),
 )
 async def create_webhook(
     body: WebhookIn, user: CurrentUser, session: DbSession, services: AppServices
@@ -90,20 +89,28 @@ async def create_webhook(
     return WebhookCreated(**WebhookOut.model_validate(hook).model_dump(), secret=hook.secret)
 
 
-@webhooks.get("", response_model=list[WebhookOut])
+@webhooks.get("", response_model=list[WebhookOut], responses=error_responses(*SIGNED_IN))
 async def list_webhooks(user: CurrentUser, session: DbSession) -> list[WebhookOut]:
     """Your webhooks (their secrets are not shown again)."""
     return [WebhookOut.model_validate(h) for h in await service.list_webhooks(session, user)]
 
 
-@webhooks.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_MINE)
+@webhooks.delete(
+    "/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(*SIGNED_IN_CHANGES, service.WebhookNotFound),
+)
 async def delete_webhook(webhook_id: uuid.UUID, user: CurrentUser, session: DbSession) -> Response:
     """Delete a webhook and its delivery log."""
     await service.delete_webhook(session, user, webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@webhooks.get("/{webhook_id}/deliveries", response_model=DeliveryPage, responses=_MINE)
+@webhooks.get(
+    "/{webhook_id}/deliveries",
+    response_model=DeliveryPage,
+    responses=error_responses(*SIGNED_IN, service.WebhookNotFound),
+)
 async def list_deliveries(
     webhook_id: uuid.UUID,
     user: CurrentUser,

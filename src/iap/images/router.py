@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from iap.analysis.models import JobStatus
 from iap.analysis.service import Queued
 from iap.analysis.tasks import dispatch
-from iap.auth.deps import SIGNED_IN, CurrentUser
+from iap.auth.deps import SIGNED_IN, SIGNED_IN_CHANGES, CurrentUser
 from iap.deps import AppServices, DbSession, Throttle, throttle
 from iap.errors import RateLimited, error_responses
 from iap.images import service
@@ -44,7 +44,6 @@ router = APIRouter(prefix="/image", tags=["images"])
 
 ImageId = Annotated[uuid.UUID, "the image's UUID"]
 
-_OWNED = error_responses(*SIGNED_IN, *OWNED_IMAGE)
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -86,7 +85,7 @@ async def limit_uploads(user: CurrentUser, limit: UploadThrottle) -> None:
     response_model=ImageOut,
     openapi_extra=_UPLOAD_BODY,
     responses=error_responses(
-        *SIGNED_IN,
+        *SIGNED_IN_CHANGES,
         InvalidMultipart,
         UploadTooLarge,
         UnsupportedImageType,
@@ -197,7 +196,9 @@ async def list_images(
         206: {"description": "Partial content"},
         304: {"description": "Not modified"},
         307: {"description": "Redirect to a presigned URL (S3 only, when enabled)"},
-        **error_responses(*SIGNED_IN, *OWNED_IMAGE, RangeNotSatisfiable, BlobNotFound),
+        **error_responses(
+            *SIGNED_IN, *OWNED_IMAGE, RangeNotSatisfiable, BlobNotFound, StorageUnavailable
+        ),
     },
 )
 async def download_image(
@@ -266,7 +267,9 @@ def _etags(header: str | None) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",")}
 
 
-@router.get("/{image_id}", response_model=ImageOut, responses=_OWNED)
+@router.get(
+    "/{image_id}", response_model=ImageOut, responses=error_responses(*SIGNED_IN, *OWNED_IMAGE)
+)
 async def get_image(
     image_id: uuid.UUID, user: CurrentUser, session: DbSession, services: AppServices
 ) -> ImageOut:
@@ -279,7 +282,7 @@ async def get_image(
 @router.put(
     "/{image_id}",
     response_model=ImageOut,
-    responses=error_responses(*SIGNED_IN, *OWNED_IMAGE, ReadOnlyField, UnknownField),
+    responses=error_responses(*SIGNED_IN_CHANGES, *OWNED_IMAGE, ReadOnlyField, UnknownField),
 )
 async def update_image(
     image_id: uuid.UUID,
@@ -315,7 +318,11 @@ async def update_image(
     return ImageOut.model_validate(image)
 
 
-@router.delete("/{image_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_OWNED)
+@router.delete(
+    "/{image_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(*SIGNED_IN_CHANGES, *OWNED_IMAGE),
+)
 async def delete_image(
     image_id: uuid.UUID, user: CurrentUser, session: DbSession, services: AppServices
 ) -> Response:

@@ -227,13 +227,13 @@ async def image_page(
         return render_error(request, browser, message, 404)
     image = ImageOut.model_validate(row)
     results = analysis_results(await analysis_service.results_of(session, image.id))
-    properties = results.found(PropertiesResult)
+    properties = results.succeeded(PropertiesResult)
     canvas = (
         (properties.upright_width, properties.upright_height)
         if properties
         else (image.width, image.height)
     )
-    derivatives = results.found(DerivativesResult)
+    derivatives = results.succeeded(DerivativesResult)
     preview = max((t.size for t in derivatives.thumbnails), default=None) if derivatives else None
     context = {
         "image": image,
