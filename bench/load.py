@@ -12,6 +12,10 @@ flight, against servers started here as subprocesses:
 Reads are measured first, on images whose analysis has finished (a quiet server); uploads after,
 while their analysis runs on the same CPUs, as it does in use. Everything started is stopped and
 everything created is removed at the end.
+
+While each measurement runs, the CPU (cores in use, on average) and the peak memory (resident
+set) of each iap process are sampled from /proc: the figures behind the Kubernetes resource
+requests and limits in deploy/k8s (see docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -184,6 +189,8 @@ class Server:
     iap: bool
     log: Path
     headers: dict[str, str] = field(default_factory=dict)
+    # Role ("iap serve", "iap worker") -> pid of the process whose tree is measured.
+    processes: dict[str, int] = field(default_factory=dict)
 
 
 def start_bare(stack: ExitStack, workdir: Path) -> Server:
@@ -209,7 +216,13 @@ def start_embedded(stack: ExitStack, workdir: Path, disabled: str) -> Server:
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, proc, log)
     return Server(
-        "embedded (SQLite, files)", url, "/image/upload", "/image/{id}", iap=True, log=log
+        "embedded (SQLite, files)",
+        url,
+        "/image/upload",
+        "/image/{id}",
+        iap=True,
+        log=log,
+        processes={"iap serve": proc.pid},
     )
 
 
@@ -263,11 +276,19 @@ def start_scaled(
     proc = stack.enter_context(process(iap_command("serve", "--port", str(port)), env, log))
     worker_args = iap_command("worker", "--processes", "1", "--threads", str(worker_threads))
     worker_log = workdir / "scaled-worker.log"
-    stack.enter_context(process(worker_args, env, worker_log))
+    worker = stack.enter_context(process(worker_args, env, worker_log))
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, proc, log)
     label = "scaled (PostgreSQL, S3, Redis, RabbitMQ)"
-    return Server(label, url, "/image/upload", "/image/{id}", iap=True, log=worker_log)
+    return Server(
+        label,
+        url,
+        "/image/upload",
+        "/image/{id}",
+        iap=True,
+        log=worker_log,
+        processes={"iap serve": proc.pid, "iap worker": worker.pid},
+    )
 
 
 @contextmanager
@@ -365,6 +386,92 @@ class Measured:
 Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
 
+# Resources -------------------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (a worker's processes, uvicorn's server processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_and_rss(pids: list[int]) -> tuple[float, int]:
+    """CPU seconds used so far and resident bytes now, summed over ``pids``."""
+    cpu, rss = 0.0, 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except OSError:
+            continue  # it ended meanwhile
+        cpu += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        rss += pages * PAGE_BYTES
+    return cpu, rss
+
+
+@dataclass
+class Usage:
+    """One process tree's use while a measurement ran."""
+
+    cores: float  # CPU seconds per second of wall time
+    peak_mib: float  # the largest resident set sampled
+
+
+class Sampler:
+    """Samples each role's process tree every ``interval`` seconds in a thread."""
+
+    def __init__(self, processes: dict[str, int], interval: float = 0.2) -> None:
+        self.processes = processes
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._peaks = dict.fromkeys(processes, 0)
+        self._started = (0.0, dict.fromkeys(processes, 0.0))
+        self.usage: dict[str, Usage] = {}
+
+    def __enter__(self) -> Sampler:
+        self._started = (time.perf_counter(), self._cpu())
+        self._thread.start()
+        return self
+
+    def _cpu(self) -> dict[str, float]:
+        return {role: cpu_and_rss(process_tree(pid))[0] for role, pid in self.processes.items()}
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for role, pid in self.processes.items():
+                _, rss = cpu_and_rss(process_tree(pid))
+                self._peaks[role] = max(self._peaks[role], rss)
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        began, cpu_before = self._started
+        wall = time.perf_counter() - began
+        cpu_after = self._cpu()
+        self.usage = {
+            role: Usage((cpu_after[role] - cpu_before[role]) / wall, self._peaks[role] / 2**20)
+            for role in self.processes
+        }
+
+
 async def drive(
     client: httpx.AsyncClient, request: Request, concurrency: int, seconds: float
 ) -> Measured:
@@ -455,6 +562,7 @@ class Pair:
     operation: str
     measured: Measured
     ceiling: Measured
+    usage: dict[str, Usage] = field(default_factory=dict)
 
 
 @asynccontextmanager
@@ -499,13 +607,15 @@ async def measure(
             (target, target_client, await seed(target_client, target, jpegs, args)),
         ]
         for operation in ("reads", "uploads"):
-            figures = []
+            figures, usages = [], []
             for server, client, ids in lanes:
                 request = reader(server, ids) if operation == "reads" else sender(server, jpegs)
                 await drive(client, request, args.concurrency, args.warmup)
-                figures.append(await drive(client, request, args.concurrency, args.seconds))
+                with Sampler(server.processes) as sampler:
+                    figures.append(await drive(client, request, args.concurrency, args.seconds))
+                usages.append(sampler.usage)
             ceiling, measured = figures
-            pairs.append(Pair(operation, replace(measured, label=target.label), ceiling))
+            pairs.append(Pair(operation, replace(measured, label=target.label), ceiling, usages[1]))
     return pairs
 
 
@@ -525,6 +635,18 @@ def print_table(title: str, pairs: list[Pair]) -> None:
             f"{row.percentile(99):>8.1f}{row.errors:>7}   {top.rate:>10.1f}"
             f"{top.percentile(50):>8.1f}{top.percentile(99):>8.1f}   {row.rate / top.rate:>9.2f}"
         )
+    print()
+
+
+def print_usage(pairs: list[Pair]) -> None:
+    print("== resources while measured (process trees, sampled from /proc every 0.2 s)")
+    print(f"  {'deployment':<42}{'operation':<10}{'process':<12}{'CPU cores':>10}{'peak MiB':>10}")
+    for pair in pairs:
+        for role, usage in pair.usage.items():
+            print(
+                f"  {pair.measured.label:<42}{pair.operation:<10}{role:<12}"
+                f"{usage.cores:>10.2f}{usage.peak_mib:>10.0f}"
+            )
     print()
 
 
@@ -586,6 +708,7 @@ def main() -> None:
         "metadata: GET /image/{id}; bare: GET /item/{id} (a dict)",
         [pair for pair in results if pair.operation == "reads"],
     )
+    print_usage(results)
     print(
         "uploads are analysed while they are measured (in the API process when embedded, by "
         f"`iap worker` when scaled: 1 process, {args.worker_threads} threads); the reads come "

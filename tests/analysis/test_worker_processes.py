@@ -215,3 +215,94 @@ def test_poisoned_job_is_dead_lettered_on_rabbitmq_and_retryable(
         worker.terminate()
         worker.wait(timeout=30)
         _delete_queues(settings)
+
+
+def ready_messages(settings: Settings, queue: str) -> int:
+    """Messages waiting in ``queue``: what KEDA's RabbitMQ scaler reads to size the workers."""
+    assert settings.broker_url
+    with pika.BlockingConnection(pika.URLParameters(settings.broker_url)) as connection:
+        declared = connection.channel().queue_declare(queue, passive=True)
+        return int(declared.method.message_count)
+
+
+def test_scale_from_zero_a_burst_waits_then_a_stopped_worker_gives_its_messages_back(
+    request: pytest.FixtureRequest, tmp_path: Path, amqp_url: str
+) -> None:
+    """As an autoscaler runs them: no worker while idle; a burst of uploads waits in the queue;
+    the first worker is stopped (scaled in) mid-burst and returns what it had not started; the
+    next one finishes the rest. Every job runs exactly once. The reconciler is left at its
+    default pace, so every message counted below is one the broker kept, not one resent."""
+    settings = settings_for(
+        "scaled",
+        request,
+        tmp_path,
+        broker_url=amqp_url,
+        queue_name=f"iap-test-{secrets.token_hex(4)}",
+        worker_threads=1,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IAP_")}
+    env |= settings_env(settings)
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def start_worker() -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"worker-{len(workers)}.log").open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "iap", "worker", "--threads", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        workers.append(worker)
+        return worker
+
+    burst = 8
+    try:
+        with TestClient(create_app(settings)) as api:
+            owner = make_account(api)
+            images = [
+                uploaded(api, owner, noise_png(900), filename=f"burst-{n}.png")
+                for n in range(burst)
+            ]
+
+            def statuses() -> list[str]:
+                return [
+                    api.get(f"/image/{image['id']}", headers=owner.headers).json()["analysis"][
+                        "status"
+                    ]
+                    for image in images
+                ]
+
+            assert ready_messages(settings, settings.queue_name) == burst  # nothing consumes
+            assert statuses() == ["queued"] * burst
+
+            first = start_worker()
+            deadline = time.monotonic() + 90
+            while "succeeded" not in statuses():
+                assert first.poll() is None, (tmp_path / "worker-0.log").read_text()
+                assert time.monotonic() < deadline, statuses()
+                time.sleep(0.1)
+            first.send_signal(signal.SIGTERM)  # scaled in, mid-burst
+            assert first.wait(timeout=60) == 0
+            after = statuses()
+            done = after.count("succeeded")
+            assert 1 <= done < burst, after
+            assert sorted(set(after)) == ["queued", "succeeded"], after  # none stuck or failed
+            deadline = time.monotonic() + 10
+            while ready_messages(settings, settings.queue_name) != burst - done:
+                assert time.monotonic() < deadline, "the stopped worker kept messages"
+                time.sleep(0.2)
+
+            start_worker()  # scaled out again: the queue is not empty
+            finals = [
+                wait_for_analysis(api, owner, image["id"], {"succeeded", "failed"})["analysis"]
+                for image in images
+            ]
+            assert [final["status"] for final in finals] == ["succeeded"] * burst
+            assert [final["attempts"] for final in finals] == [1] * burst
+            assert ready_messages(settings, settings.queue_name) == 0
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+                worker.wait(timeout=30)
+        _delete_queues(settings)
