@@ -5,7 +5,10 @@ For a 2 MP and a 12 MP JPEG made here, it prints, from one run on this machine:
 - iap's decode (one per pass, shrunk on load) and the whole pass (decode + every analyser),
   with and without OCR, in ms per image and images/s, with their ratios to the floor;
 - each analyser's median time; the first (cold) pass separately;
-- the peak memory (max RSS) of a worker process running passes over both images.
+- the peak memory (max RSS) of a worker process running passes over both images;
+- with --largest, the peak memory of a worker process analysing, and of an API process
+  validating (as an upload is), the largest image the default limits accept: 100 MP, as a JPEG
+  and as a PNG (which, unlike a JPEG, cannot be shrunk while it is decoded).
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import PIL
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 SIZES = {"2 MP": (1632, 1224), "12 MP": (4000, 3000)}
+LARGEST = (11_500, 8_695)  # 99.99 MP: just under IAP_MAX_IMAGE_PIXELS' default of 100 MP
 
 
 def photo_like(width: int, height: int, seed: int = 7) -> bytes:
@@ -71,6 +76,15 @@ def full_decode(data: bytes) -> None:
         image.convert("RGB").load()
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident set. Not ``getrusage``'s ru_maxrss: Linux carries that over
+    ``exec`` from the parent that forked the child, so it would report the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: the best there is
+
+
 def worker_peak(images: list[bytes], skip_ocr: bool, queue: multiprocessing.Queue[int]) -> None:
     """Child process: run passes like a worker does and report its own peak RSS (KiB)."""
     from iap.analysis.analysers import ANALYSERS
@@ -80,14 +94,63 @@ def worker_peak(images: list[bytes], skip_ocr: bool, queue: multiprocessing.Queu
     for _ in range(2):
         for data in images:
             run_pass(io.BytesIO(data), analysers)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    queue.put(peak_rss_kib())
+
+
+def upload_peak(images: list[bytes], queue: multiprocessing.Queue[int]) -> None:
+    """Child process: validate uploads as the API does and report its own peak RSS (KiB)."""
+    from iap.config import Settings
+    from iap.images.inspection import inspect_image
+
+    settings = Settings(_env_file=None)
+    for data in images:
+        inspect_image(
+            io.BytesIO(data),
+            max_pixels=settings.max_image_pixels,
+            max_side=settings.max_image_side,
+        )
+    queue.put(peak_rss_kib())
+
+
+def child_peak_mib(target: Callable[..., None], *args: object) -> float:
+    context = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[int] = context.Queue()
+    child = context.Process(target=target, args=(*args, queue))
+    child.start()
+    peak = queue.get(timeout=1200)
+    child.join()
+    return peak / 1024
+
+
+def largest_images() -> dict[str, bytes]:
+    jpeg = photo_like(*LARGEST)
+    with Image.open(io.BytesIO(jpeg)) as image:
+        out = io.BytesIO()
+        image.save(out, "PNG", compress_level=1)
+    return {"JPEG": jpeg, "PNG": out.getvalue()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--skip-ocr", action="store_true", help="leave OCR out entirely")
+    parser.add_argument(
+        "--largest", action="store_true", help="only the peak memory at 100 MP (JPEG and PNG)"
+    )
     args = parser.parse_args()
+    if args.largest:
+        w, h = LARGEST
+        print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+        for label, data in largest_images().items():
+            print(f"== {w}x{h} {label}, {len(data) / 1e6:.0f} MB")
+            analysed = child_peak_mib(worker_peak, [data], args.skip_ocr)
+            validated = child_peak_mib(upload_peak, [data])
+            print(
+                f"  worker peak (passes, every analyser{' but OCR' if args.skip_ocr else ''}): "
+                f"{analysed:.0f} MiB"
+            )
+            print(f"  API peak (validating it as an upload): {validated:.0f} MiB")
+        return
 
     from iap.analysis.analysers import ANALYSERS
     from iap.analysis.decode import decode

@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
             if worker is not None:
                 # In a thread: in-flight jobs still need this loop to record their results.
-                await to_thread.run_sync(worker.stop, drain_timeout_ms(services))
+                await to_thread.run_sync(worker.stop, drain_timeout_ms(services.queue))
             await close_services(services)
 
     app = FastAPI(

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from iap.config import Settings
 from iap.observability.logs import configure_logging
+from iap.queue import TaskQueue
 from iap.services import Services, build_services, close_services
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,11 @@ class WorkerRuntime:
             await asyncio.sleep(self.services.settings.reconcile_interval_seconds)
 
 
-def drain_timeout_ms(services: Services) -> int:
+def drain_timeout_ms(queue: TaskQueue) -> int:
     """How long stopping a worker waits for the messages in hand. No attempt may outlive its
     task's time limit, so this lets every one of them finish, yet is never a wait without end;
     messages fetched but not started go back to the broker at once."""
-    return services.queue.longest_time_limit_ms() + 5_000
+    return queue.longest_time_limit_ms() + 5_000
 
 
 def run_worker(settings: Settings, threads: int) -> None:
@@ -100,7 +101,7 @@ def run_worker(settings: Settings, threads: int) -> None:
     stop.wait()
     log.info("worker stopping: finishing messages in hand")
     reconciler.cancel()
-    worker.stop(timeout=drain_timeout_ms(services))
+    worker.stop(timeout=drain_timeout_ms(queue))
     run(close_services(services))  # closes the queue too
     loop.call_soon_threadsafe(loop.stop)
     io_thread.join(timeout=5)

@@ -277,15 +277,20 @@ def test_scale_from_zero_a_burst_waits_then_a_stopped_worker_gives_its_messages_
 
             first = start_worker()
             deadline = time.monotonic() + 90
-            while "succeeded" not in statuses():
+            while True:  # until one job is done and the next one is in hand
+                now = statuses()
+                if "succeeded" in now and "running" in now:
+                    break
                 assert first.poll() is None, (tmp_path / "worker-0.log").read_text()
-                assert time.monotonic() < deadline, statuses()
-                time.sleep(0.1)
-            first.send_signal(signal.SIGTERM)  # scaled in, mid-burst
+                assert time.monotonic() < deadline, now
+                time.sleep(0.05)
+            in_hand = now.index("running")
+            first.send_signal(signal.SIGTERM)  # scaled in, mid-burst and mid-job
             assert first.wait(timeout=60) == 0
             after = statuses()
+            assert after[in_hand] == "succeeded", after  # it finished the job in hand
             done = after.count("succeeded")
-            assert 1 <= done < burst, after
+            assert 2 <= done < burst, after
             assert sorted(set(after)) == ["queued", "succeeded"], after  # none stuck or failed
             deadline = time.monotonic() + 10
             while ready_messages(settings, settings.queue_name) != burst - done:

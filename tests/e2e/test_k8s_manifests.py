@@ -5,7 +5,9 @@ cloudcoil-models-keda); and the autoscalers point at what the workers and the AP
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import re
 import shutil
 import subprocess
 import sys
@@ -14,14 +16,21 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
+from dramatiq.common import dq_name
 from pydantic import BaseModel
 
+from iap.analysis.models import JobStatus
 from iap.config import Settings
+from iap.observability.metrics import HTTP_DURATION, QUEUE_DEPTH, QUEUE_STATUSES
+from iap.queue import TaskQueue
+from iap.tasks import TASKS
+from iap.worker import drain_timeout_ms
 
 REPO = Path(__file__).parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -146,12 +155,52 @@ def test_the_validation_catches_broken_manifests() -> None:
         pytest.fail(f"{what} was accepted")
 
 
+# KEDA's CRD types a trigger's metadata and an authentication's parameters as free strings; what
+# each scaler reads is in its documentation (KEDA 2.16: rabbitmq, redis, postgresql scalers).
+SCALER_METADATA = {
+    "rabbitmq": {
+        "host", "hostFromEnv", "usernameFromEnv", "passwordFromEnv", "protocol", "mode", "value",
+        "activationValue", "queueName", "vhostName", "useRegex", "excludeUnacknowledged",
+        "pageSize", "operation", "timeout", "unsafeSsl",
+    },
+    "redis": {
+        "address", "addressFromEnv", "host", "hostFromEnv", "port", "portFromEnv",
+        "usernameFromEnv", "passwordFromEnv", "listName", "listLength", "activationListLength",
+        "databaseIndex", "enableTLS", "unsafeSsl",
+    },
+    "postgresql": {
+        "query", "targetQueryValue", "activationTargetQueryValue", "connectionFromEnv", "host",
+        "port", "userName", "dbName", "sslmode", "passwordFromEnv",
+    },
+}  # fmt: skip
+SCALER_AUTH = {
+    "rabbitmq": {"host", "username", "password", "ca", "cert", "key", "keyPassword", "tls"},
+    "redis": {"address", "host", "port", "username", "password", "tls", "ca", "cert", "key"},
+    "postgresql": {"connection", "password", "host", "port", "userName", "dbName", "sslmode"},
+}
+REQUIRED_METADATA = {
+    "rabbitmq": {"queueName", "mode", "value"},
+    "redis": {"listName", "listLength"},
+    "postgresql": {"query", "targetQueryValue"},
+}
+
+
 def queues_the_workers_consume() -> set[str]:
+    """Every queue of every task, with Dramatiq's ".DQ" queue where retries wait out their
+    backoff, under the ConfigMap's IAP_QUEUE_NAME (or its default)."""
     config = yaml.safe_load((K8S / "config.yaml").read_text())["data"]
-    analysis = config.get("IAP_QUEUE_NAME", Settings.model_fields["queue_name"].default)
-    webhooks = f"{analysis}-webhooks"
-    # Dramatiq keeps messages waiting out a retry's backoff in "<queue>.DQ".
-    return {analysis, f"{analysis}.DQ", webhooks, f"{webhooks}.DQ"}
+    settings = Settings(_env_file=None, queue_name=config.get("IAP_QUEUE_NAME", "iap-analysis"))
+    names = {task.queue_name(settings) for task in TASKS}
+    return names | {dq_name(name) for name in names}
+
+
+def test_the_queue_list_follows_the_tasks() -> None:
+    assert queues_the_workers_consume() == {
+        "iap-analysis",
+        "iap-analysis.DQ",
+        "iap-analysis-webhooks",
+        "iap-analysis-webhooks.DQ",
+    }
 
 
 @pytest.mark.parametrize("worker", ["keda-rabbitmq", "keda-redis"])
@@ -163,23 +212,95 @@ def test_keda_scales_the_worker_deployment_from_zero_on_the_queues_it_consumes(
     assert scaled["scaleTargetRef"]["name"] == "iap-worker"
     named(docs, "Deployment", scaled["scaleTargetRef"]["name"])
     assert scaled["minReplicaCount"] == 0
-    watched = {
-        trigger["metadata"].get("queueName")
-        or trigger["metadata"]["listName"].removeprefix("dramatiq:")
-        for trigger in scaled["triggers"]
-    }
-    assert watched == queues_the_workers_consume()
+    broker = "rabbitmq" if worker == "keda-rabbitmq" else "redis"
+    assert {t["type"] for t in scaled["triggers"]} == {broker, "postgresql"}
     for trigger in scaled["triggers"]:
-        named(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
-    secret_keys = {
+        metadata = set(trigger["metadata"])
+        assert metadata <= SCALER_METADATA[trigger["type"]], trigger
+        assert REQUIRED_METADATA[trigger["type"]] <= metadata, trigger
+        auth = named(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+        parameters = {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]}
+        assert parameters <= SCALER_AUTH[trigger["type"]], auth
+        assert all(ref["name"] == "iap-secrets" for ref in auth["spec"]["secretTargetRef"])
+    watched = {
+        t["metadata"]["queueName"] if broker == "rabbitmq" else t["metadata"]["listName"]
+        for t in scaled["triggers"]
+        if t["type"] == broker
+    }
+    prefix = "" if broker == "rabbitmq" else "dramatiq:"  # Dramatiq's Redis key namespace
+    assert watched == {prefix + queue for queue in queues_the_workers_consume()}
+    if broker == "rabbitmq":
+        assert {t["metadata"]["mode"] for t in scaled["triggers"] if t["type"] == broker} == {
+            "QueueLength"
+        }
+        assert {t["metadata"]["protocol"] for t in scaled["triggers"] if t["type"] == broker} == {
+            "amqp"
+        }
+
+
+def test_the_default_secret_keys_keda_reads_are_the_documented_ones() -> None:
+    docs = default_output()
+    keys = {
         ref["key"]
         for auth in docs
         if auth["kind"] == "TriggerAuthentication"
         for ref in auth["spec"]["secretTargetRef"]
     }
-    assert all(ref_key.isupper() for ref_key in secret_keys)
-    if worker == "keda-rabbitmq":
-        assert secret_keys == {"IAP_BROKER_URL"}
+    assert keys == {"IAP_BROKER_URL", "KEDA_POSTGRES_CONNECTION"}
+    guide = (REPO / "docs" / "deployment.md").read_text()
+    for key in keys:
+        assert f"--from-literal={key}=" in guide, f"docs/deployment.md creates no {key}"
+
+
+def test_the_database_triggers_query_iaps_schema(
+    outputs: dict[tuple[str, bool], list[dict[str, Any]]], migrated_postgres: str
+) -> None:
+    """KEDA runs these queries on the production database: they must fit iap's tables."""
+    scaled = named(outputs[("keda-rabbitmq", False)], "ScaledObject", "iap-worker")["spec"]
+    queries = [t["metadata"]["query"] for t in scaled["triggers"] if t["type"] == "postgresql"]
+    assert len(queries) == 2
+
+    async def run() -> list[int]:
+        connection = await asyncpg.connect(migrated_postgres.replace("+asyncpg", ""))
+        try:
+            return [int(await connection.fetchval(query)) for query in queries]
+        finally:
+            await connection.close()
+
+    assert all(count >= 0 for count in asyncio.run(run()))
+    job_states = {status.value for status in JobStatus}
+    for query in queries:
+        for literal in re.findall(r"'([a-z_]+)'", query):
+            assert literal in job_states | {"pending"}, literal
+
+
+def adapter_rules() -> dict[str, Any]:
+    """The Prometheus adapter rules docs/deployment.md gives."""
+    guide = (REPO / "docs" / "deployment.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", guide, re.S) if "seriesQuery" in b]
+    rules: dict[str, Any] = yaml.safe_load(block)
+    return rules
+
+
+def test_hpas_read_metrics_iap_exports_through_the_documented_adapter_rules(
+    outputs: dict[tuple[str, bool], list[dict[str, Any]]],
+) -> None:
+    rules = adapter_rules()
+    served = {rule["name"]["as"]: rule for rule in rules["rules"] + rules["externalRules"]}
+    exported = {f"{HTTP_DURATION.describe()[0].name}_count", QUEUE_DEPTH}
+    for rule in served.values():
+        (series,) = re.findall(r"^([a-z_]+)\{", rule["seriesQuery"])
+        assert series in exported, series
+    worker_hpa = named(outputs[("worker-hpa", True)], "HorizontalPodAutoscaler", "iap-worker")
+    api_hpa = named(outputs[("worker-hpa", True)], "HorizontalPodAutoscaler", "iap-api")
+    external = worker_hpa["spec"]["metrics"][0]["external"]["metric"]
+    assert external["name"] == QUEUE_DEPTH
+    assert external["name"] in {r["name"]["as"] for r in rules["externalRules"]}
+    assert external["selector"]["matchLabels"]["status"] in {s.value for s in QUEUE_STATUSES}
+    (pods,) = [
+        m["pods"]["metric"]["name"] for m in api_hpa["spec"]["metrics"] if m["type"] == "Pods"
+    ]
+    assert pods in {r["name"]["as"] for r in rules["rules"]}
 
 
 def test_no_worker_autoscaler_but_the_chosen_one(
@@ -219,8 +340,12 @@ def test_every_autoscaler_targets_a_deployment_with_the_requests_it_reads(
 def test_a_draining_worker_may_finish_its_longest_job() -> None:
     docs = default_output()
     worker = named(docs, "Deployment", "iap-worker")["spec"]["template"]["spec"]
-    time_limit = Settings.model_fields["analysis_time_limit_seconds"].default
-    assert worker["terminationGracePeriodSeconds"] > time_limit
+    queue = TaskQueue(Settings(_env_file=None), TASKS)
+    try:
+        drain_seconds = drain_timeout_ms(queue) / 1000  # what `iap worker` waits on SIGTERM
+    finally:
+        queue.close()
+    assert worker["terminationGracePeriodSeconds"] > drain_seconds
     config = named(docs, "ConfigMap", "iap-config")["data"]
     assert "IAP_ANALYSIS_TIME_LIMIT_SECONDS" not in config, "raise the grace period with it"
     api = named(docs, "Deployment", "iap-api")["spec"]["template"]["spec"]

@@ -50,6 +50,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Counting jobs must never make a scrape hang on a struggling database.
 QUEUE_COUNT_TIMEOUT_SECONDS = 1.0
 QUEUE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+# The gauge autoscalers without KEDA follow (deploy/k8s/components/worker-hpa).
+QUEUE_DEPTH = "iap_analysis_queue_depth"
 
 JobOutcome = Literal["succeeded", "retrying", "failed", "dropped"]
 
@@ -165,7 +167,7 @@ async def queue_depth(sessions: async_sessionmaker[AsyncSession]) -> Metric | No
         log.warning("could not count analysis jobs for /metrics: %s", type(exc).__name__)
         return None
     family = GaugeMetricFamily(
-        "iap_analysis_queue_depth",
+        QUEUE_DEPTH,
         "Analysis jobs queued (including those waiting for a retry) and running, counted in "
         "the database when scraped.",
         labels=["status"],
