@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pika
@@ -53,14 +54,16 @@ def api(rabbit_settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture
-def start_worker(rabbit_settings: Settings, tmp_path: Path) -> Iterator[StartWorker]:
+@contextmanager
+def worker_processes(settings: Settings, logs: Path) -> Iterator[StartWorker]:
+    """``start()`` runs one more ``iap worker`` (one thread) on ``settings``; all are stopped
+    at the end (SIGTERM, then SIGKILL)."""
     started: list[subprocess.Popen[bytes]] = []
     env = {k: v for k, v in os.environ.items() if not k.startswith("IAP_")}
-    env |= settings_env(rabbit_settings)
+    env |= settings_env(settings)
 
     def start() -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        log = (logs / f"worker-{len(started)}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "iap", "worker", "--threads", "1"],
             env=env,
@@ -70,15 +73,23 @@ def start_worker(rabbit_settings: Settings, tmp_path: Path) -> Iterator[StartWor
         started.append(proc)
         return proc
 
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    try:
+        yield start
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.fixture
+def start_worker(rabbit_settings: Settings, tmp_path: Path) -> Iterator[StartWorker]:
+    with worker_processes(rabbit_settings, tmp_path) as start:
+        yield start
     _delete_queues(rabbit_settings)
 
 
@@ -240,24 +251,12 @@ def test_scale_from_zero_a_burst_waits_then_a_stopped_worker_gives_its_messages_
         queue_name=f"iap-test-{secrets.token_hex(4)}",
         worker_threads=1,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IAP_")}
-    env |= settings_env(settings)
-    workers: list[subprocess.Popen[bytes]] = []
-
-    def start_worker() -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"worker-{len(workers)}.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "iap", "worker", "--threads", "1"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        workers.append(worker)
-        return worker
-
     burst = 8
     try:
-        with TestClient(create_app(settings)) as api:
+        with (
+            worker_processes(settings, tmp_path) as start_worker,
+            TestClient(create_app(settings)) as api,
+        ):
             owner = make_account(api)
             images = [
                 uploaded(api, owner, noise_png(900), filename=f"burst-{n}.png")
@@ -306,8 +305,4 @@ def test_scale_from_zero_a_burst_waits_then_a_stopped_worker_gives_its_messages_
             assert [final["attempts"] for final in finals] == [1] * burst
             assert ready_messages(settings, settings.queue_name) == 0
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(timeout=30)
         _delete_queues(settings)
