@@ -144,6 +144,26 @@ def test_download_to_a_file_path_writes_there(iap: IapClient, tmp_path: Path) ->
     assert saved.read_bytes() == source.read_bytes()
 
 
+def test_download_to_a_missing_folder_named_with_a_trailing_slash_creates_it(
+    iap: IapClient, tmp_path: Path
+) -> None:
+    source = write_image(tmp_path, "holiday.png")
+    image = iap.upload(source)
+    saved = iap.download(image["id"], f"{tmp_path}/copies/")
+    assert saved == tmp_path / "copies" / "holiday.png"
+    assert saved.read_bytes() == source.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "copies").iterdir()) == ["holiday.png"]
+
+
+def test_download_to_a_file_in_a_missing_folder_creates_the_folder(
+    iap: IapClient, tmp_path: Path
+) -> None:
+    source = write_image(tmp_path, "a.png")
+    image = iap.upload(source)
+    saved = iap.download(image["id"], tmp_path / "new" / "b.png")
+    assert saved.read_bytes() == source.read_bytes()
+
+
 def test_delete_image_makes_it_404(iap: IapClient, tmp_path: Path) -> None:
     image = iap.upload(write_image(tmp_path, "a.png"))
     iap.delete_image(image["id"])

@@ -9,6 +9,7 @@ with IapClient("http://127.0.0.1:8000") as iap:
 from __future__ import annotations
 
 import mimetypes
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -141,8 +142,16 @@ class IapClient:
         self._call("DELETE", f"/image/{image_id}")
 
     def download(self, image_id: str, destination: str | Path) -> Path:
-        """Save the original to ``destination`` (a file, or a folder to keep its name in)."""
-        target = Path(destination)
+        """Save the original to ``destination`` and return where it went.
+
+        ``destination`` is a folder (the file keeps its original name there) when it is an
+        existing folder or a string ending with a path separator (``"copies/"``); a missing
+        folder is created. Anything else is the file to write. The file appears complete or
+        not at all: it is written beside its target first and renamed when the last byte is in.
+        """
+        text = os.fspath(destination)
+        target = Path(text)
+        into_folder = target.is_dir() or text.endswith((os.sep, "/"))
         with self._http.stream(
             "GET", f"/image/download/{image_id}", follow_redirects=True
         ) as response:
@@ -150,9 +159,15 @@ class IapClient:
                 response.read()
                 body = response.json()
                 raise IapError(response.status_code, body.get("code", "error"), body.get("detail"))
-            if target.is_dir():
+            if into_folder:
                 target = target / self.get_image(image_id)["original_filename"]
-            with target.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.part")
+            try:
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                partial.replace(target)
+            finally:
+                partial.unlink(missing_ok=True)
         return target
