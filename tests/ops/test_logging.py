@@ -5,10 +5,12 @@ thread of ``iap serve``, or in an ``iap worker`` process on the other side of Ra
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import secrets
+import struct
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from iap.app import create_app
 from iap.config import Settings
@@ -101,6 +104,42 @@ def test_serve_logs_json_lines_and_its_analysis_threads_keep_the_request_id(
     ]
     assert worker_lines, "the analysis thread logged nothing about the job"
     assert {line.get("request_id") for line in worker_lines} == {rid}
+
+
+def jpeg_with_broken_exif() -> bytes:
+    """A JPEG whose EXIF names a tag longer than the file: Pillow warns as it reads it."""
+    entry = struct.pack("<HHII", 0x010F, 2, 100, 1000)  # Make: 100 bytes at offset 1000
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(out, "JPEG", exif=b"Exif\x00\x00" + tiff)
+    return out.getvalue()
+
+
+def test_library_warnings_are_log_records_too(
+    request: pytest.FixtureRequest, tmp_path: Path, launch: Launch
+) -> None:
+    """A warning (here Pillow's, about a broken EXIF block) is one record in the log's format,
+    not a raw line that breaks a JSON log."""
+    settings = settings_for("embedded", request, tmp_path, log_format="json")
+    server = launch(settings, "serve", port=True)
+    server.wait_until_serving()
+    account = remote_account(LiveServer(server.url, settings))
+    headers = {"Authorization": f"Bearer {account.access_token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        files = {"file": ("broken-exif.jpg", jpeg_with_broken_exif(), "image/jpeg")}
+        image = http.post("/image/upload", files=files).json()
+        deadline = time.monotonic() + 90
+        while http.get(f"/image/{image['id']}").json()["analysis"]["status"] != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    server.stop()
+
+    lines = server.json_lines()  # every line of output is one JSON object
+    warned = [line for line in lines if line["logger"] == "py.warnings"]
+    assert warned, "the warning was not logged"
+    assert all(line["level"] == "warning" for line in warned)
+    assert any("Skipping tag 271" in line["event"] for line in warned)
+    assert all("\n" not in line["event"] for line in warned)
 
 
 def test_worker_process_logs_carry_the_uploads_request_id(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Literal
+import warnings
+from typing import Any, Literal, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -69,6 +70,23 @@ def make_formatter(log_format: LogFormat) -> logging.Formatter:
     )
 
 
+_warnings = logging.getLogger("py.warnings")
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` as a log record: one line in the log's format (the default
+    prints the warning and its source line raw on stderr, which breaks a JSON log)."""
+    extra: dict[str, Any] = {"category": category.__name__, "source": f"{filename}:{lineno}"}
+    _warnings.warning("%s: %s", category.__name__, message, extra=extra)
+
+
 def configure_logging(level: str, log_format: LogFormat) -> None:
     """Send every record at ``level`` or above to stderr in ``log_format``. Safe to call again
     (each server process of ``iap serve --workers N`` calls it for itself)."""
@@ -80,6 +98,8 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Libraries' warnings (Pillow's about damaged files, say) become records like any other.
+    warnings.showwarning = _log_warning
     # Chatter that would drown iap's own lines: pika's every connection step, and the plugins
     # Alembic sets up each time it runs.
     for name in ("pika", "alembic.runtime.plugins"):
