@@ -19,9 +19,13 @@ CHROMIUM ?= /usr/bin/chromium
 NGINX ?= /usr/sbin/nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test pytest lint format typecheck screenshots clean
+.PHONY: install install-runtime run test pytest lint format typecheck screenshots clean
 
+## Everything, test and lint tools included (what `make test` needs).
 install: $(VENV)/.synced
+
+## What the service needs to run, nothing more (what `make run` needs).
+install-runtime: $(VENV)/.synced-runtime
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,10 +33,16 @@ $(UV):
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --python $(PYTHON)
+	@touch $@ $(VENV)/.synced-runtime
+
+# --no-dev leaves the test tools out; --inexact keeps them where `make test` installed them.
+$(VENV)/.synced-runtime: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --no-dev --inexact --python $(PYTHON)
 	@touch $@
 
 ## Start the service on embedded defaults (SQLite, local files, in-process cache) at :8000.
-run: install
+## Ctrl-C stops it.
+run: install-runtime
 	$(BIN)/iap serve
 
 ## Lint, type-check and run the whole test suite.

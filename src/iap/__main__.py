@@ -1,3 +1,3 @@
-from iap.cli.main import main
+from iap.cli import main
 
 main()

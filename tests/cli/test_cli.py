@@ -636,3 +636,30 @@ def test_upload_prints_image_ids_on_stdout_even_when_stderr_is_a_terminal(
         + b"".join(terminal).decode(errors="replace")[-300:]
     )
     assert set(ids) == set(listed(live_server, account.access_token))
+
+
+def test_create_user_with_nothing_to_ask_on_says_what_to_pass(tmp_path: Path) -> None:
+    """No terminal and no input (a script, `docker exec` without -it): the prompt finds
+    nothing to read, and the error says what to pass instead of click's bare "Aborted!"."""
+    for args, fragments in (
+        (["--email", "s@example.com"], ("password not given", "IAP_NEW_USER_PASSWORD")),
+        ([], ("email not given", "--email")),
+    ):
+        result = iap("create-user", "scripted", *args, env=embedded_env(tmp_path))
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert "Aborted" not in result.output
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: "), result.stderr
+        assert all(fragment in last for fragment in fragments), last
+
+
+def test_create_user_takes_the_password_from_the_environment(tmp_path: Path) -> None:
+    result = iap(
+        "create-user",
+        "from_env",
+        "--email",
+        "e@example.com",
+        env=embedded_env(tmp_path) | {"IAP_NEW_USER_PASSWORD": PASSWORD},
+    )
+    assert result.exit_code == 0, result.output

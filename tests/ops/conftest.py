@@ -66,11 +66,18 @@ Launch = Callable[..., Running]
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[Launch]:
     """``launch(settings, "serve", ..., port=True, **env)``: run ``iap`` with exactly these
-    settings (plus ``IAP_*`` extras); ``port=True`` gives ``iap serve`` a free port. Whatever is
-    still running at the end of the test is stopped."""
+    settings (plus ``IAP_*`` extras); ``port=True`` gives ``iap serve`` a free port, ``python``
+    another interpreter (another environment). Whatever is still running at the end of the
+    test is stopped."""
     started: list[Running] = []
 
-    def start(settings: Settings, *args: str, port: bool = False, **extra: str) -> Running:
+    def start(
+        settings: Settings,
+        *args: str,
+        port: bool = False,
+        python: str = sys.executable,
+        **extra: str,
+    ) -> Running:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IAP_")}
         env |= settings_env(settings)
         env |= extra
@@ -80,7 +87,7 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
         log = tmp_path / f"{args[0]}-{len(started)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "iap", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+                [python, "-m", "iap", *args], env=env, stdout=out, stderr=subprocess.STDOUT
             )
         running = Running(proc, log, chosen)
         started.append(running)

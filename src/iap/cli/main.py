@@ -6,10 +6,9 @@ import asyncio
 import multiprocessing
 import os
 import signal
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -134,20 +133,30 @@ def serve(
     """Run the API (and, on embedded defaults, everything else) in this process. On SIGTERM
     it stops accepting connections, lets requests in flight finish (at most
     IAP_SHUTDOWN_TIMEOUT_SECONDS), then lets the analysis threads finish their jobs."""
-
     settings = _settings()
-    _with_services(settings, _nothing)  # misconfiguration stops here with one line
-    configure_logging(settings.log_level, settings.log_format)
-    if settings.log_format == "console":  # in JSON, every line of output must be a record
-        console.print(
-            f"iap on http://{host or settings.host}:{port or settings.port}  "
-            f"(docs: /docs, data: {settings.resolved_database_url.split('://')[0]}, "
-            f"storage: {settings.resolved_storage_url.split('://')[0]})"
-        )
-    # Several server processes share one metrics directory: whichever answers /metrics
-    # speaks for all of them.
-    with shared_metrics_dir() if workers > 1 else nullcontext():
-        _run_uvicorn(settings, host or settings.host, port or settings.port, workers)
+    with _ctrl_c_stops():
+        _with_services(settings, _nothing)  # misconfiguration stops here with one line
+        configure_logging(settings.log_level, settings.log_format)
+        if settings.log_format == "console":  # in JSON, every line of output must be a record
+            console.print(
+                f"iap on http://{host or settings.host}:{port or settings.port}  "
+                f"(docs: /docs, data: {settings.resolved_database_url.split('://')[0]}, "
+                f"storage: {settings.resolved_storage_url.split('://')[0]})"
+            )
+        # Several server processes share one metrics directory: whichever answers /metrics
+        # speaks for all of them.
+        with shared_metrics_dir() if workers > 1 else nullcontext():
+            _run_uvicorn(settings, host or settings.host, port or settings.port, workers)
+
+
+@contextmanager
+def _ctrl_c_stops() -> Iterator[None]:
+    """Ctrl-C while a server or worker starts is a stop like the one it handles once running
+    (after which it exits 0): quiet, not a traceback or click's "Aborted!"."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -187,28 +196,27 @@ def worker(
     """Consume analysis jobs from the broker (IAP_BROKER_URL) until SIGTERM/SIGINT. On SIGTERM
     each process finishes the jobs in hand and gives back those it fetched but had not
     started. With a metrics port, one endpoint answers for all the processes."""
-
     settings = _settings()
     if settings.broker_url is None:
         raise _fail(
             "IAP_BROKER_URL is not set: without a broker, analysis runs inside `iap serve`", 2
         )
-    _with_services(settings, _nothing)  # misconfiguration stops here with one line
-    configure_logging(settings.log_level, settings.log_format)
-    count = threads or settings.worker_threads
-    port = metrics_port or settings.worker_metrics_port
-    if processes == 1:
-        _serve_worker_metrics(settings.worker_metrics_host, port)
-        run_worker(settings, count)
-        return
-    # The processes write their samples to a shared directory; this one serves their sum.
-    with shared_metrics_dir():
-        _serve_worker_metrics(settings.worker_metrics_host, port)
-        _supervise_workers(settings, count, processes)
+    with _ctrl_c_stops():
+        _with_services(settings, _nothing)  # misconfiguration stops here with one line
+        configure_logging(settings.log_level, settings.log_format)
+        count = threads or settings.worker_threads
+        port = metrics_port or settings.worker_metrics_port
+        if processes == 1:
+            _serve_worker_metrics(settings.worker_metrics_host, port)
+            run_worker(settings, count)
+            return
+        # The processes write their samples to a shared directory; this one serves their sum.
+        with shared_metrics_dir():
+            _serve_worker_metrics(settings.worker_metrics_host, port)
+            _supervise_workers(settings, count, processes)
 
 
 def _serve_worker_metrics(host: str, port: int | None) -> None:
-
     if port is None:
         return
     try:
@@ -219,7 +227,6 @@ def _serve_worker_metrics(host: str, port: int | None) -> None:
 
 def _supervise_workers(settings: Settings, count: int, processes: int) -> None:
     """Run ``processes`` worker processes; hand them this process's SIGTERM/SIGINT."""
-
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=run_worker, args=(settings, count), name=f"iap-worker-{i}")
@@ -242,7 +249,6 @@ def _supervise_workers(settings: Settings, count: int, processes: int) -> None:
 @app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply database migrations (a release step on PostgreSQL; automatic on SQLite)."""
-
     settings = _settings()
 
     async def run() -> tuple[str | None, str | None]:
@@ -264,20 +270,34 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
     console.print(f"database schema: {before or 'empty'} -> {after}")
 
 
+def _ask(what: str, instead: str, *, hide_input: bool = False) -> str:
+    """Prompt for a value; with nothing to read it from (no terminal, no input), say what to
+    pass instead rather than click's bare "Aborted!"."""
+    try:
+        answer: str = typer.prompt(what, hide_input=hide_input, confirmation_prompt=hide_input)
+    except typer.Abort:
+        raise _fail(
+            f"{what.lower()} not given and nothing to ask it on: pass {instead}", 2
+        ) from None
+    return answer
+
+
 @app.command("create-user")
 def create_user(
     username: str,
-    email: Annotated[str, typer.Option(prompt=True)],
+    email: Annotated[str | None, typer.Option(help="Asked for when not given.")] = None,
     password: Annotated[
-        str,
+        str | None,
         typer.Option(
-            prompt=True, hide_input=True, confirmation_prompt=True, envvar="IAP_NEW_USER_PASSWORD"
+            envvar="IAP_NEW_USER_PASSWORD",
+            help="Asked for (twice, hidden) when not given; in a script, set the variable.",
         ),
-    ],
+    ] = None,
     admin: Annotated[bool, typer.Option("--admin", help="Give the user the admin role.")] = False,
 ) -> None:
     """Create an account directly in the database (the way to make the first admin)."""
-
+    email = email or _ask("Email", "--email EMAIL")
+    password = password or _ask("Password", "--password or IAP_NEW_USER_PASSWORD", hide_input=True)
     settings = _settings()
     try:
         SignupIn(username=username, email=email, password=password)
@@ -351,7 +371,6 @@ def upload(
     parallel: Annotated[int, typer.Option(min=1, max=16, help="Uploads at once.")] = 4,
 ) -> None:
     """Upload images to a running iap server, with a progress bar. Exits 1 if any file failed."""
-
     if not token and not api_key:
         raise _fail("give --token or --api-key (or set IAP_TOKEN / IAP_API_KEY)", 2)
     files = _collect(paths)
@@ -382,7 +401,6 @@ def upload(
 
 def _check_access(client: IapClient, server: str) -> None:
     """One clear line for a wrong URL or bad credentials, instead of one failure per file."""
-
     try:
         client.me()
     except httpx.HTTPError as exc:
@@ -435,7 +453,6 @@ def export_data(
 ) -> None:
     """Write this install's data to an archive folder: every table as JSON Lines, every stored
     file (originals and derivatives) with its sha256, and a manifest. Stop the servers first."""
-
     settings = _settings()
 
     async def run(services: Services) -> str:
@@ -462,7 +479,6 @@ def import_data(
 ) -> None:
     """Load an archive made by `iap export` into this install (migrated to the same schema, and
     empty unless --merge). Every checksum is verified before anything is written."""
-
     try:
         archive = open_archive(directory)  # a bad archive fails before the target is touched
     except TransferError as exc:
@@ -481,10 +497,3 @@ def import_data(
     except TransferError as exc:
         raise _fail(exc.message, exc.exit_code) from None
     console.print(f"imported from {directory}: {described}")
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
