@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.analysis.models import AnalysisJob, JobStatus
@@ -237,10 +237,18 @@ async def update_image(
 async def delete_image(
     session: AsyncSession, storage: BlobStorage, cache: Cache, user: User, image_id: uuid.UUID
 ) -> None:
+    """Delete the row (its job, results and tags go with it through the foreign keys), then its
+    cache entries and files. Of parallel deletes of one image exactly one deletes it; the others
+    find no image (404), like a delete after it."""
     image = await get_owned_image(session, user, image_id)
     key = image.storage_key
-    await lock_images(session, Image.id == image.id)
-    await session.delete(image)
+    # PostgreSQL: a parallel delete holding the row makes this wait, then find it gone.
+    if not await lock_images(session, Image.id == image.id):
+        raise ImageNotFound()
+    deleted = await session.execute(delete(Image).where(Image.id == image.id))
+    if deleted.rowcount != 1:  # type: ignore[attr-defined]  # SQLite: the other one won
+        await session.rollback()
+        raise ImageNotFound()
     await session.commit()
     await invalidate(cache, image_id)
     await delete_image_files(storage, image_id, key)
