@@ -9,12 +9,22 @@ from fastapi.testclient import TestClient
 
 from iap.cache import MemoryCache
 from tests.conftest import ClientFactory
-from tests.factories import Account, make_account, metadata, upload, uploaded
+from tests.factories import (
+    Account,
+    make_account,
+    metadata,
+    upload,
+    uploaded,
+    wait_for_analysis,
+)
 from tests.images.test_upload import assert_error
 
 
 def test_metadata_reads_are_cached_and_edits_invalidate(client: TestClient, alice: Account) -> None:
     image = uploaded(client, alice, tags="before")
+    # The analysis changes the image's status, and each change empties the cache (a read racing
+    # one does not fill it): let it finish, so that the cache holds what this test reads.
+    wait_for_analysis(client, alice, image["id"], {"succeeded", "failed"})
     services = client.app.state.services  # type: ignore[attr-defined]
     assert client.get(f"/image/{image['id']}", headers=alice.headers).status_code == 200
     cached = client.portal.call(services.cache.get, f"image:{image['id']}")  # type: ignore[union-attr]
