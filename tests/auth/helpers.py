@@ -56,7 +56,8 @@ def claims_for(
         "iat": now,
         "exp": now + timedelta(minutes=5),
     }
-    if kind == "refresh":
+    if kind in ("access", "refresh"):
+        # The login (token family) the token belongs to; a random one names no real login.
         claims["fam"] = str(uuid.uuid4())
     claims.update(overrides)
     return {name: value for name, value in claims.items() if value is not None}

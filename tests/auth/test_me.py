@@ -183,6 +183,20 @@ def test_password_change_revokes_every_existing_refresh_token(
     assert refresh(client, fresh["refresh_token"]).status_code == 200
 
 
+def test_password_change_ends_every_access_token_of_the_user_at_once(
+    client: TestClient, alice: Account
+) -> None:
+    second_login = login(client, alice.username, alice.password)
+    assert (
+        patch_me(client, alice, password=NEW_PASSWORD, current_password=alice.password).status_code
+        == 200
+    )
+    assert_unauthenticated(me(client, alice.headers))
+    assert_unauthenticated(me(client, bearer(second_login["access_token"])))
+    fresh = login(client, alice.username, NEW_PASSWORD)
+    assert me(client, bearer(fresh["access_token"])).status_code == 200
+
+
 def test_password_change_does_not_touch_other_users(
     client: TestClient, alice: Account, bob: Account
 ) -> None:
@@ -191,6 +205,7 @@ def test_password_change_does_not_touch_other_users(
         == 200
     )
     assert refresh(client, bob.refresh_token).status_code == 200
+    assert me(client, bob.headers).status_code == 200
     assert try_login(client, bob.username, bob.password).status_code == 200
 
 

@@ -4,6 +4,7 @@ ends the login it belongs to (and only one of the caller's own)."""
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -202,9 +203,19 @@ def test_logout_ends_only_the_login_it_names(client: TestClient, alice: Account)
 
 
 def test_logout_twice_is_harmless(client: TestClient, alice: Account) -> None:
+    other_login = login(client, alice.username, alice.password)
     assert logout(client, alice, alice.refresh_token).status_code == 204
-    assert logout(client, alice, alice.refresh_token).status_code == 204
+    # The access token ended with its login, so it cannot log out again...
+    assert_unauthenticated(logout(client, alice, alice.refresh_token))
+    # ...and from another login, ending an ended login again is a no-op.
+    response = client.post(
+        "/logout",
+        headers=bearer(other_login["access_token"]),
+        json={"refresh_token": alice.refresh_token},
+    )
+    assert response.status_code == 204
     assert_unauthenticated(refresh(client, alice.refresh_token))
+    assert refresh(client, other_login["refresh_token"]).status_code == 200
 
 
 def test_logout_with_another_users_refresh_token_is_401_and_revokes_nothing(
@@ -242,3 +253,56 @@ def test_logout_with_a_forged_token_for_the_same_user_is_401(
 def test_logout_body_is_validated(client: TestClient, alice: Account) -> None:
     response = client.post("/logout", headers=alice.headers, json={})
     assert_validation_error(response)
+
+
+# --- access tokens end with their login ------------------------------------------------------
+
+
+def test_logout_ends_the_logins_access_tokens_at_once(client: TestClient, alice: Account) -> None:
+    assert me(client, alice.headers).status_code == 200
+    assert logout(client, alice, alice.refresh_token).status_code == 204
+    body = assert_unauthenticated(me(client, alice.headers))
+    assert "log in again" in body["detail"]
+
+
+def test_logout_leaves_the_users_other_logins_access_tokens_working(
+    client: TestClient, alice: Account
+) -> None:
+    other_login = login(client, alice.username, alice.password)
+    assert logout(client, alice, alice.refresh_token).status_code == 204
+    assert me(client, bearer(other_login["access_token"])).status_code == 200
+
+
+def test_access_tokens_of_a_login_outlive_its_rotations_until_logout(
+    client: TestClient, alice: Account
+) -> None:
+    rotated = refresh(client, alice.refresh_token).json()
+    # The rotation keeps the login: the older access token has not expired and still works.
+    assert me(client, alice.headers).status_code == 200
+    assert me(client, bearer(rotated["access_token"])).status_code == 200
+    assert logout(client, alice, rotated["refresh_token"]).status_code == 204
+    assert_unauthenticated(me(client, alice.headers))
+    assert_unauthenticated(me(client, bearer(rotated["access_token"])))
+
+
+def test_a_replayed_refresh_token_ends_the_logins_access_tokens_too(
+    client: TestClient, alice: Account
+) -> None:
+    rotated = refresh(client, alice.refresh_token).json()
+    assert_unauthenticated(refresh(client, alice.refresh_token))  # the replay: login revoked
+    assert_unauthenticated(me(client, bearer(rotated["access_token"])))
+    assert_unauthenticated(me(client, alice.headers))
+
+
+def test_an_access_token_naming_no_login_is_401(
+    client: TestClient, alice: Account, settings: Settings
+) -> None:
+    assert_unauthenticated(me(client, bearer(forge(settings, alice.id, fam=None))))
+    assert_unauthenticated(me(client, bearer(forge(settings, alice.id, fam=str(uuid.uuid4())))))
+
+
+def test_an_access_token_naming_another_users_login_is_401(
+    client: TestClient, alice: Account, bob: Account, settings: Settings
+) -> None:
+    bobs_login = payload_of(bob.refresh_token)["fam"]
+    assert_unauthenticated(me(client, bearer(forge(settings, alice.id, fam=bobs_login))))

@@ -40,7 +40,8 @@ def test_token_forged_with_the_real_key_is_accepted(
     client: TestClient, alice: Account, settings: Settings
 ) -> None:
     # Proves the forging helper builds what iap builds, so the rejections below mean something.
-    response = me(client, bearer(forge(settings, alice.id)))
+    login_id = payload_of(alice.refresh_token)["fam"]
+    response = me(client, bearer(forge(settings, alice.id, fam=login_id)))
     assert response.status_code == 200, response.text
     assert response.json()["id"] == alice.id
 

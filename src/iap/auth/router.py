@@ -94,7 +94,8 @@ async def refresh(body: RefreshIn, session: DbSession, services: AppServices) ->
 async def logout(
     body: RefreshIn, user: CurrentUser, session: DbSession, services: AppServices
 ) -> Response:
-    """Revoke the refresh token (and every token rotated from the same login)."""
+    """End the refresh token's login: it, every token rotated from it and the login's access
+    tokens stop working at once."""
     await service.revoke_refresh_token(session, services.settings, user, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -112,7 +113,8 @@ async def me(user: CurrentUser) -> UserOut:
 )
 async def update_me(body: UserUpdate, user: CurrentUser, session: DbSession) -> UserOut:
     """Change your email or password. A new password needs ``current_password`` and ends every
-    other login (their refresh tokens are revoked)."""
+    login, this one included: their refresh and access tokens stop working at once, so log in
+    again with the new password."""
     updated = await service.update_user(
         session,
         user,

@@ -73,12 +73,14 @@ async def issue_tokens(
     session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID | None = None
 ) -> TokenPair:
     family_id = family_id or uuid.uuid4()
+    # The access token names its login (the refresh tokens' family), so ending the login ends it.
     access, _ = security.encode_token(
         key=settings.signing_key,
         issuer=settings.jwt_issuer,
         token_type="access",
         user_id=user.id,
         ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        family_id=family_id,
     )
     refresh, claims = security.encode_token(
         key=settings.signing_key,
@@ -210,10 +212,38 @@ async def end_session(session: AsyncSession, claims: security.TokenClaims) -> No
 
 
 async def user_from_access_token(session: AsyncSession, settings: Settings, token: str) -> User:
+    """The token's user, while the login it was issued for lasts: a logout, a new password, a
+    disabled account or a replayed refresh token end its access tokens at once, not at expiry.
+
+    The login check rides on the user lookup every request makes (one query, by the indexed
+    family id), so it holds on every replica at once and needs no cache to invalidate."""
     claims = security.decode_token(
         token, key=settings.signing_key, issuer=settings.jwt_issuer, token_type="access"
     )
-    return _usable(await session.get(User, claims.user_id))
+    if claims.family_id is None:
+        raise InvalidToken(_LOGIN_ENDED)
+    login_lasts = (
+        select(RefreshToken.id)
+        .where(
+            RefreshToken.family_id == claims.family_id,
+            RefreshToken.user_id == claims.user_id,
+            RefreshToken.revoked_at.is_(None),
+        )
+        .exists()
+    )
+    row = (
+        await session.execute(select(User, login_lasts).where(User.id == claims.user_id))
+    ).one_or_none()
+    if row is None:
+        raise InvalidToken()
+    user, lasts = row
+    _usable(user)  # a disabled account says so (403), though disabling also ended its logins
+    if not lasts:
+        raise InvalidToken(_LOGIN_ENDED)
+    return user
+
+
+_LOGIN_ENDED = "This login has ended (logged out, new password or stolen token); log in again."
 
 
 async def user_from_api_key(session: AsyncSession, key: str) -> User:
