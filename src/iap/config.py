@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     analysis_min_backoff_ms: PositiveInt = 2_000
     analysis_max_backoff_ms: PositiveInt = 300_000
     analysis_time_limit_seconds: PositiveInt = Field(300, description="Per attempt.")
+    analysis_lease_seconds: PositiveInt = Field(
+        30,
+        description="A running job whose worker gave no sign of life for this long is taken "
+        "over by another worker (workers renew it every third of it).",
+    )
     webhook_allow_private: bool = Field(
         False, description="Allow webhooks to loopback/private addresses (off: SSRF guard)."
     )

@@ -189,10 +189,12 @@ class TaskQueue:
     def handler_of(self, actor_name: str) -> TaskHandler | None:
         return self._handlers.get(actor_name)
 
-    async def enqueue(self, task: Task, ids: list[uuid.UUID]) -> list[uuid.UUID]:
-        """Send one message per id (blocking I/O, in a thread); return the ids the broker
-        took. An outage is logged, not raised: the rows stay in the database, where the
-        reconciler finds them later."""
+    async def enqueue(
+        self, task: Task, ids: list[uuid.UUID], *, delay_ms: int | None = None
+    ) -> list[uuid.UUID]:
+        """Send one message per id (blocking I/O, in a thread), delivered after ``delay_ms``
+        if given; return the ids the broker took. An outage is logged, not raised: the rows
+        stay in the database, where the reconciler finds them later."""
         actor = self._actors[task.name]
         # The request id travels as a message option: the argument stays the id alone.
         options = message_options()
@@ -200,7 +202,7 @@ class TaskQueue:
         for item in ids:
             try:
                 await to_thread.run_sync(
-                    partial(actor.send_with_options, args=(str(item),), **options)
+                    partial(actor.send_with_options, args=(str(item),), delay=delay_ms, **options)
                 )
             except Exception as exc:
                 log.warning(

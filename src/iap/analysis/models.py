@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iap.db import Base, new_id, utcnow
@@ -35,6 +35,15 @@ class AnalysisJob(Base):
         index=True,
     )
     analysers: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    # The run in progress: claiming a job starts a run with a new id, and its worker renews
+    # heartbeat_at while it works. Only that run may record its end; a run whose heartbeat is
+    # older than the lease lost its worker, and another worker may take the job over.
+    run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Re-analysis asked for while a run was in progress: it is queued when that run ends.
+    # rerun_analysers None with rerun_pending means every analyser.
+    rerun_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    rerun_analysers: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
@@ -34,12 +34,27 @@ class Outcome:
     files: Mapping[str, DerivedFile] = field(default_factory=dict)
 
 
-def run_pass(source: BinaryIO, analysers: Iterable[Analyser]) -> tuple[float, list[Outcome]]:
+class PassStopped(Exception):
+    """The pass stopped early: its ``lost`` check said its work is no longer wanted."""
+
+
+def run_pass(
+    source: BinaryIO,
+    analysers: Iterable[Analyser],
+    lost: Callable[[], bool] | None = None,
+) -> tuple[float, list[Outcome]]:
     """Decode ``source`` once and run ``analysers`` on it. Returns the decode time (ms) and one
     outcome per analyser; an analyser that raises is recorded as failed and the others go on.
 
-    A decode failure raises: without pixels no analyser can run.
+    A decode failure raises: without pixels no analyser can run. ``lost``, asked before each
+    step, stops the pass (``PassStopped``) when it answers True (say, the image was deleted).
     """
+
+    def check() -> None:
+        if lost is not None and lost():
+            raise PassStopped()
+
+    check()
     started = time.perf_counter()
     try:
         decoded = decode(source)
@@ -50,7 +65,11 @@ def run_pass(source: BinaryIO, analysers: Iterable[Analyser]) -> tuple[float, li
     except Exception as exc:
         raise UndecodableImage(f"the stored original could not be decoded: {exc}") from exc
     decode_ms = (time.perf_counter() - started) * 1000
-    return decode_ms, [run_one(analyser, decoded) for analyser in analysers]
+    outcomes = []
+    for analyser in analysers:
+        check()
+        outcomes.append(run_one(analyser, decoded))
+    return decode_ms, outcomes
 
 
 def run_one(analyser: Analyser, decoded: DecodedImage) -> Outcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
@@ -75,7 +76,11 @@ async def analyse_again(
     services: AppServices,
     body: Annotated[AnalyseIn | None, Body()] = None,
 ) -> AnalysisSummary:
-    """Queue the image for analysis again, by every analyser or the named ones."""
+    """Queue the image for analysis again, by every analyser or the named ones.
+
+    A job runs once at a time: asked for while a run is in progress, the new analysis starts
+    when that run ends (the answer shows the run, with ``rerun_pending``), and requests that
+    arrive meanwhile merge into it. A job not yet started takes the new analysers along."""
     names = body.analysers if body else None
     if names is not None:
         try:
@@ -87,9 +92,13 @@ async def analyse_again(
         if off := sorted(set(names) & services.settings.disabled_analyser_names):
             detail = f"Disabled on this server: {', '.join(off)}. See GET /analysers."
             raise UnknownAnalyser(detail)
-    job = await service.request_analysis(session, services.cache, user, image_id, names)
-    queued = service.Queued(job.id, job.image_id, user.id)
-    await dispatch(session, services.queue, services.notifier, [queued])
+    lease = timedelta(seconds=services.settings.analysis_lease_seconds)
+    job, send = await service.request_analysis(
+        session, services.cache, user, image_id, names, lease
+    )
+    if send:
+        queued = service.Queued(job.id, job.image_id, user.id)
+        await dispatch(session, services.queue, services.notifier, [queued])
     return AnalysisSummary.model_validate(job)
 
 

@@ -6,24 +6,32 @@
       |                  +--last attempt failed--> failed (dead-lettered)
       +------------- retry / re-analyse ---------------+
 
+A job runs at most once at a time. Claiming it starts a *run* (a new ``run_id``) whose worker
+renews ``heartbeat_at``; only that run records the job's end. A run whose heartbeat is older
+than the lease lost its worker (killed, cut off), and the next message for the job takes it
+over. Re-analysis asked for while a run is in progress does not start a second one: it is
+noted on the job (``rerun_pending``, the analysers merged) and queued when the run ends.
+
 Messages carry only the job id; a message for a job that is no longer queued or running (the
-image was deleted, a duplicate delivery after success) is acknowledged and dropped.
+image was deleted, a duplicate delivery after success) is acknowledged and dropped, and one for
+a job another worker is running comes back when that run's lease would have run out.
 """
 
 from __future__ import annotations
 
+import enum
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iap.analysis.analysers import producing
+from iap.analysis.analysers import ANALYSERS, producing
 from iap.analysis.analysers.base import AnalyserResult
 from iap.analysis.errors import JobNotFailed, JobNotFound
 from iap.analysis.models import AnalysisJob, AnalysisResult, JobStatus
@@ -49,7 +57,7 @@ def derivative_key(image_id: uuid.UUID, name: str) -> str:
 
 @dataclass(frozen=True)
 class Ticket:
-    """What a worker needs to process one claimed job."""
+    """What a worker needs to process one claimed job: one run of it."""
 
     job_id: uuid.UUID
     image_id: uuid.UUID
@@ -57,22 +65,60 @@ class Ticket:
     storage_key: str
     analysers: list[str] | None
     attempt: int
+    run_id: uuid.UUID
 
 
-async def claim(session: AsyncSession, job_id: uuid.UUID) -> Ticket | None:
-    """Mark the job running and count the attempt; None if there is nothing to do."""
+@dataclass(frozen=True)
+class Busy:
+    """Another worker's run holds the job; its lease runs out in ``seconds`` at the latest."""
+
+    seconds: float
+
+
+def _lease_lapsed(now: datetime, lease: timedelta) -> ColumnElement[bool]:
+    return AnalysisJob.heartbeat_at.is_(None) | (AnalysisJob.heartbeat_at < now - lease)
+
+
+def _is_running(job: AnalysisJob, now: datetime, lease: timedelta) -> bool:
+    """A run holds the job: it is running and its worker showed life within the lease."""
+    return (
+        job.status == JobStatus.RUNNING
+        and job.heartbeat_at is not None
+        and job.heartbeat_at >= now - lease
+    )
+
+
+async def claim(session: AsyncSession, job_id: uuid.UUID, lease: timedelta) -> Ticket | Busy | None:
+    """Start a run of the job and count the attempt. ``Busy`` if a live run holds it; None if
+    there is nothing to do (finished, or the image is gone)."""
     now = utcnow()
+    run_id = uuid.uuid4()
     claimed = await session.execute(
         update(AnalysisJob)
         .where(
             AnalysisJob.id == job_id,
-            AnalysisJob.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+            (AnalysisJob.status == JobStatus.QUEUED)
+            | ((AnalysisJob.status == JobStatus.RUNNING) & _lease_lapsed(now, lease)),
         )
-        .values(status=JobStatus.RUNNING, started_at=now, attempts=AnalysisJob.attempts + 1)
+        .values(
+            status=JobStatus.RUNNING,
+            run_id=run_id,
+            started_at=now,
+            heartbeat_at=now,
+            finished_at=None,
+            attempts=AnalysisJob.attempts + 1,
+        )
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        held = await session.scalar(
+            select(AnalysisJob.heartbeat_at).where(
+                AnalysisJob.id == job_id, AnalysisJob.status == JobStatus.RUNNING
+            )
+        )
         await session.rollback()
-        return None
+        if held is None:
+            return None
+        return Busy(max(0.0, (held + lease - now).total_seconds()))
     row = (
         await session.execute(
             select(AnalysisJob, Image.user_id, Image.storage_key)
@@ -82,7 +128,76 @@ async def claim(session: AsyncSession, job_id: uuid.UUID) -> Ticket | None:
     ).one()
     job, user_id, storage_key = row
     await session.commit()
-    return Ticket(job.id, job.image_id, user_id, storage_key, job.analysers, job.attempts)
+    return Ticket(job.id, job.image_id, user_id, storage_key, job.analysers, job.attempts, run_id)
+
+
+async def renew(session: AsyncSession, ticket: Ticket) -> bool:
+    """The run's heartbeat; False when the run has lost the job (image deleted, taken over)."""
+    renewed = await session.execute(
+        update(AnalysisJob)
+        .where(AnalysisJob.id == ticket.job_id, AnalysisJob.run_id == ticket.run_id)
+        .values(heartbeat_at=utcnow())
+    )
+    await session.commit()
+    return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def holds(session: AsyncSession, ticket: Ticket) -> bool:
+    """Whether the run still holds its job (read only: checked between a pass's steps)."""
+    found = await session.scalar(
+        select(AnalysisJob.id).where(
+            AnalysisJob.id == ticket.job_id, AnalysisJob.run_id == ticket.run_id
+        )
+    )
+    return found is not None
+
+
+async def _own_run(
+    session: AsyncSession, job_id: uuid.UUID, run_id: uuid.UUID | None, lease: timedelta
+) -> AnalysisJob | None:
+    """The job, locked, if the run may record its end: it is that run's, or (``run_id``
+    None: an attempt that failed before it could claim) no live run holds it."""
+    job = await _locked_job(session, AnalysisJob.id == job_id)
+    if job is None:
+        return None
+    if run_id is not None:
+        return job if job.run_id == run_id and job.status == JobStatus.RUNNING else None
+    return None if _is_running(job, utcnow(), lease) else job
+
+
+async def _locked_job(session: AsyncSession, criterion: ColumnElement[bool]) -> AnalysisJob | None:
+    """The job, read after taking its lock (held until the transaction ends), so concurrent
+    changes to one job take turns instead of overwriting each other. The no-op write takes
+    the row's lock on PostgreSQL and the database's write lock on SQLite, where SELECT ... FOR
+    UPDATE does nothing and a plain read would see a state another writer is about to change."""
+    await session.execute(
+        update(AnalysisJob)
+        .where(criterion)
+        .values(status=AnalysisJob.status)
+        .execution_options(synchronize_session=False)
+    )
+    return await session.scalar(
+        select(AnalysisJob).where(criterion).execution_options(populate_existing=True)
+    )
+
+
+def _end_run(job: AnalysisJob, status: JobStatus) -> bool:
+    """End the job's run with ``status``, or queue the re-run asked for meanwhile (True)."""
+    if job.rerun_pending:
+        reset_job(job, job.rerun_analysers)
+        return True
+    job.status = status
+    job.finished_at = utcnow()
+    job.run_id = None
+    job.heartbeat_at = None
+    return False
+
+
+class RunEnd(enum.Enum):
+    RECORDED = "recorded"  # the job is finished
+    REQUEUED = "requeued"  # ... and a re-run asked for meanwhile is queued: dispatch it
+    SUPERSEDED = "superseded"  # the run had lost the job (taken over): nothing recorded
+    GONE = "gone"  # the image was deleted: nothing recorded, its files removed
 
 
 async def record_success(
@@ -91,10 +206,10 @@ async def record_success(
     cache: Cache,
     ticket: Ticket,
     outcomes: list[Outcome],
-) -> None:
+) -> RunEnd:
     """Store derivatives, then results, then mark the job succeeded (in that order, so a
-    succeeded job always has its files). If the image was deleted meanwhile, its new files go
-    too and nothing is recorded."""
+    succeeded job always has its files), if the run still holds the job. If the image was
+    deleted meanwhile, its new files go too and nothing is recorded."""
     for outcome in outcomes:
         for name, derived in outcome.files.items():
             await storage.put(
@@ -104,8 +219,16 @@ async def record_success(
             )
     if await session.get(Image, ticket.image_id) is None:
         await delete_image_files(storage, ticket.image_id, ticket.storage_key)
-        return
+        return RunEnd.GONE
     try:
+        job = await _own_run(session, ticket.job_id, ticket.run_id, timedelta(0))
+        if job is None:
+            await session.rollback()
+            if await session.get(Image, ticket.image_id) is None:
+                await delete_image_files(storage, ticket.image_id, ticket.storage_key)
+                return RunEnd.GONE
+            # Another run took the job over; it writes the same files and its own results.
+            return RunEnd.SUPERSEDED
         for outcome in outcomes:
             await session.execute(
                 delete(AnalysisResult).where(
@@ -125,44 +248,65 @@ async def record_success(
                     duration_ms=round(outcome.duration_ms, 3),
                 )
             )
-        await session.execute(
-            update(AnalysisJob)
-            .where(AnalysisJob.id == ticket.job_id)
-            .values(status=JobStatus.SUCCEEDED, finished_at=utcnow(), error=None)
-        )
+        job.error = None
+        requeued = _end_run(job, JobStatus.SUCCEEDED)
         await session.commit()
     except IntegrityError:
         # The image was deleted after the check above (its delete won the row lock): the
         # results have nothing to belong to, and the new files must go with the rest.
         await session.rollback()
         await delete_image_files(storage, ticket.image_id, ticket.storage_key)
-        return
+        return RunEnd.GONE
     await invalidate(cache, ticket.image_id)
+    return RunEnd.REQUEUED if requeued else RunEnd.RECORDED
+
+
+@dataclass(frozen=True)
+class Failure:
+    image_id: uuid.UUID
+    user_id: uuid.UUID
+    requeued: bool  # a re-run asked for during the run is queued: dispatch it
 
 
 async def record_failure(
-    session: AsyncSession, cache: Cache, job_id: uuid.UUID, error: str, *, final: bool
-) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """Note a failed attempt; the last one marks the job failed. Returns (image, owner) ids."""
-    row = (
-        await session.execute(
-            select(AnalysisJob, Image.user_id)
-            .join(Image, Image.id == AnalysisJob.image_id)
-            .where(AnalysisJob.id == job_id)
-        )
-    ).one_or_none()
-    if row is None:
+    session: AsyncSession,
+    cache: Cache,
+    job_id: uuid.UUID,
+    error: str,
+    *,
+    final: bool,
+    run_id: uuid.UUID | None,
+    lease: timedelta,
+) -> Failure | None:
+    """Note a failed attempt of the run ``run_id`` (None: it failed before claiming the job);
+    the last one marks the job failed. None if the attempt had no say over the job any more
+    (the image is gone, or another run holds it)."""
+    job = await _own_run(session, job_id, run_id, lease)
+    user_id = None
+    if job is not None:
+        user_id = await session.scalar(select(Image.user_id).where(Image.id == job.image_id))
+    if job is None or user_id is None:
+        await session.rollback()
         return None
-    job, user_id = row
     job.error = error[:2000]
+    requeued = False
     if final:
-        job.status = JobStatus.FAILED
-        job.finished_at = utcnow()
+        requeued = _end_run(job, JobStatus.FAILED)
     elif job.status == JobStatus.RUNNING:
         job.status = JobStatus.QUEUED  # the broker holds the retry
+        job.run_id = None
+        job.heartbeat_at = None
     await session.commit()
     await invalidate(cache, job.image_id)
-    return job.image_id, user_id
+    return Failure(job.image_id, user_id, requeued)
+
+
+def merge_analysers(first: list[str] | None, second: list[str] | None) -> list[str] | None:
+    """Both requests' analysers, in the registry's order (None: every analyser)."""
+    if first is None or second is None:
+        return None
+    wanted = set(first) | set(second)
+    return [analyser.name for analyser in ANALYSERS if analyser.name in wanted]
 
 
 async def request_analysis(
@@ -171,17 +315,33 @@ async def request_analysis(
     user: User,
     image_id: uuid.UUID,
     analysers: list[str] | None,
-) -> AnalysisJob:
-    """Queue the image for (re-)analysis by all or the named analysers."""
+    lease: timedelta,
+) -> tuple[AnalysisJob, bool]:
+    """Queue the image for (re-)analysis by all or the named analysers. Returns the job and
+    whether a message must be sent for it.
+
+    While a run is in progress, the request is noted for after it (requests meanwhile merge).
+    A job still waiting for its first attempt takes the new analysers into that attempt."""
     image = await get_owned_image(session, user, image_id)
-    job = image.job
+    job = await _locked_job(session, AnalysisJob.image_id == image.id)
+    send = True
     if job is None:
         job = AnalysisJob(image_id=image.id)
         session.add(job)
-    reset_job(job, analysers)
+        reset_job(job, analysers)
+    elif _is_running(job, utcnow(), lease):
+        pending = job.rerun_analysers if job.rerun_pending else analysers
+        job.rerun_analysers = merge_analysers(pending, analysers)
+        job.rerun_pending = True
+        send = False
+    elif job.status == JobStatus.QUEUED and job.attempts == 0:
+        job.analysers = merge_analysers(job.analysers, analysers)
+        send = job.enqueued_at is None  # else its message is on its way
+    else:
+        reset_job(job, analysers)
     await session.commit()
     await invalidate(cache, image.id)
-    return job
+    return job, send
 
 
 def reset_job(job: AnalysisJob, analysers: list[str] | None) -> None:
@@ -193,6 +353,10 @@ def reset_job(job: AnalysisJob, analysers: list[str] | None) -> None:
     job.enqueued_at = None
     job.started_at = None
     job.finished_at = None
+    job.run_id = None
+    job.heartbeat_at = None
+    job.rerun_pending = False
+    job.rerun_analysers = None
 
 
 async def results_of(session: AsyncSession, image_id: uuid.UUID) -> list[AnalysisResult]:
@@ -261,8 +425,8 @@ async def mark_enqueued(session: AsyncSession, job_ids: list[uuid.UUID]) -> None
 async def stale_jobs(
     session: AsyncSession, *, untouched_for: timedelta, running_for: timedelta, limit: int = 500
 ) -> list[uuid.UUID]:
-    """Jobs the broker may have lost: queued but not handed over recently, or running for
-    longer than any attempt may take (its worker died without the broker noticing)."""
+    """Jobs the broker may have lost: queued but not handed over recently, or running with
+    no heartbeat for ``running_for`` (its worker died without the broker noticing)."""
     now = utcnow()
     rows = await session.scalars(
         select(AnalysisJob.id)
@@ -274,7 +438,7 @@ async def stale_jobs(
                     | (AnalysisJob.enqueued_at < now - untouched_for)
                 ),
                 (AnalysisJob.status == JobStatus.RUNNING)
-                & (AnalysisJob.started_at < now - running_for)
+                & _lease_lapsed(now, running_for)
                 & (
                     AnalysisJob.enqueued_at.is_(None)
                     | (AnalysisJob.enqueued_at < now - running_for)

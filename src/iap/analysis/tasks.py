@@ -6,8 +6,11 @@ loop through ``run``, while the CPU-bound pass (decode + analysers) stays in the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
+import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -16,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.analysis import service
 from iap.analysis.analysers import ANALYSERS, by_name
-from iap.analysis.pipeline import Outcome, run_pass
+from iap.analysis.pipeline import Outcome, PassStopped, run_pass
 from iap.config import Settings
 from iap.events.bus import make_event
 from iap.images.service import invalidate
@@ -27,28 +30,63 @@ log = logging.getLogger(__name__)
 
 
 class AnalysisHandler:
-    """Runs one attempt at one analysis job, and records failed attempts."""
+    """Runs one attempt at one analysis job (one run of it), and records failed attempts.
+
+    While the pass works in this thread, a heartbeat on the worker's loop renews the run's
+    lease; between the pass's steps the run checks that it still holds the job, and stops
+    early if not (the image was deleted, or the run was presumed dead and taken over)."""
 
     def __init__(self, context: TaskContext, run: Runner) -> None:
         self.context = context
         self._on_loop = run
+        # The run this thread is in, for ``failed`` (Dramatiq calls it in the same thread).
+        self._current = threading.local()
+
+    @property
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.context.settings.analysis_lease_seconds)
 
     def run(self, job_id: str) -> None:
         """Raising means: retry later."""
-        ticket = self._on_loop(self._claim(uuid.UUID(job_id)))
-        if ticket is None:
+        self._current.ticket = None
+        claimed = self._on_loop(self._claim(uuid.UUID(job_id)))
+        if isinstance(claimed, service.Busy):
+            # Another worker runs the job. Come back when its lease would have run out: if
+            # that worker died, this message takes the job over then.
+            delay_ms = int(claimed.seconds * 1000) + 1000
+            log.info("job %s is running elsewhere; looking again in %d ms", job_id, delay_ms)
+            self._on_loop(
+                self.context.queue.enqueue(ANALYSE_IMAGE, [uuid.UUID(job_id)], delay_ms=delay_ms)
+            )
+            observe_job("deferred")
+            return
+        if claimed is None:
             log.info("job %s is not waiting for analysis any more; message dropped", job_id)
             observe_job("dropped")
             return
+        ticket = self._current.ticket = claimed
         self._announce(ticket.user_id, "analysis.started", ticket, attempt=ticket.attempt)
-        data = self._on_loop(self.context.storage.read_all(ticket.storage_key))
-        disabled = self.context.settings.disabled_analyser_names
-        chosen = ANALYSERS if ticket.analysers is None else by_name(ticket.analysers)
-        analysers = [a for a in chosen if a.name not in disabled]
-        decode_ms, outcomes = run_pass(io.BytesIO(data), analysers)
-        del data
-        observe_pass(decode_ms, outcomes)
-        self._on_loop(self._record_success(ticket, outcomes))
+        heartbeat = self._on_loop(self._start_heartbeat(ticket))
+        try:
+            data = self._on_loop(self.context.storage.read_all(ticket.storage_key))
+            disabled = self.context.settings.disabled_analyser_names
+            chosen = ANALYSERS if ticket.analysers is None else by_name(ticket.analysers)
+            analysers = [a for a in chosen if a.name not in disabled]
+            decode_ms, outcomes = run_pass(
+                io.BytesIO(data), analysers, lost=lambda: not self._on_loop(self._holds(ticket))
+            )
+            del data
+            observe_pass(decode_ms, outcomes)
+            end = self._on_loop(self._record_success(ticket, outcomes))
+        except PassStopped:
+            end = service.RunEnd.GONE
+        finally:
+            self._on_loop(self._stop_heartbeat(heartbeat))
+        if end in (service.RunEnd.GONE, service.RunEnd.SUPERSEDED):
+            why = "the image was deleted" if end is service.RunEnd.GONE else "taken over"
+            log.info("job %s run stopped, nothing recorded: %s", job_id, why)
+            observe_job("abandoned")
+            return
         observe_job("succeeded")
         failed = [o.analyser for o in outcomes if o.status == "failed"]
         self._announce(ticket.user_id, "analysis.succeeded", ticket, failed_analysers=failed)
@@ -60,18 +98,55 @@ class AnalysisHandler:
             decode_ms,
             ", ".join(f"{o.analyser}={o.status}({o.duration_ms:.0f} ms)" for o in outcomes),
         )
+        if end is service.RunEnd.REQUEUED:
+            self._requeue(ticket.job_id, ticket.image_id, ticket.user_id)
 
     def failed(self, job_id: str, error: str, final: bool) -> None:
         log.warning(
             "job %s attempt failed%s: %s", job_id, " for the last time" if final else "", error
         )
         observe_job("failed" if final else "retrying")
-        owner = self._on_loop(self._record_failure(uuid.UUID(job_id), error, final))
-        if owner is not None:
-            image_id, user_id = owner
-            kind = "analysis.failed" if final else "analysis.retrying"
-            event = make_event(kind, image_id=image_id, job_id=job_id, error=error)
-            self._on_loop(self.context.notifier.notify(user_id, event))
+        ticket: service.Ticket | None = getattr(self._current, "ticket", None)
+        run_id = ticket.run_id if ticket is not None and str(ticket.job_id) == job_id else None
+        failure = self._on_loop(self._record_failure(uuid.UUID(job_id), error, final, run_id))
+        if failure is None:
+            return
+        kind = "analysis.failed" if final else "analysis.retrying"
+        event = make_event(kind, image_id=failure.image_id, job_id=job_id, error=error)
+        self._on_loop(self.context.notifier.notify(failure.user_id, event))
+        if failure.requeued:
+            self._requeue(uuid.UUID(job_id), failure.image_id, failure.user_id)
+
+    def _requeue(self, job_id: uuid.UUID, image_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """Send the re-run that was asked for while the run that just ended was in progress."""
+        self._on_loop(self._dispatch(service.Queued(job_id, image_id, user_id)))
+
+    async def _dispatch(self, job: service.Queued) -> None:
+        async with self.context.sessions() as session:
+            await dispatch(session, self.context.queue, self.context.notifier, [job])
+
+    async def _start_heartbeat(self, ticket: service.Ticket) -> asyncio.Task[None]:
+        return asyncio.create_task(self._beat(ticket))
+
+    async def _beat(self, ticket: service.Ticket) -> None:
+        every = self.context.settings.analysis_lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                async with self.context.sessions() as session:
+                    if not await service.renew(session, ticket):
+                        return  # the run lost the job; the pass notices at its next step
+            except Exception as exc:  # a database outage: the next beat tries again
+                log.warning("could not renew job %s's lease (%s)", ticket.job_id, exc)
+
+    async def _stop_heartbeat(self, heartbeat: asyncio.Task[None]) -> None:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+
+    async def _holds(self, ticket: service.Ticket) -> bool:
+        async with self.context.sessions() as session:
+            return await service.holds(session, ticket)
 
     def _announce(
         self, user_id: uuid.UUID, kind: str, ticket: service.Ticket, **fields: Any
@@ -79,25 +154,33 @@ class AnalysisHandler:
         event = make_event(kind, image_id=ticket.image_id, job_id=ticket.job_id, **fields)
         self._on_loop(self.context.notifier.notify(user_id, event))
 
-    async def _claim(self, job_id: uuid.UUID) -> service.Ticket | None:
+    async def _claim(self, job_id: uuid.UUID) -> service.Ticket | service.Busy | None:
         async with self.context.sessions() as session:
-            ticket = await service.claim(session, job_id)
-        if ticket is not None:
-            await invalidate(self.context.cache, ticket.image_id)  # readers see "running"
-        return ticket
+            claimed = await service.claim(session, job_id, self._lease)
+        if isinstance(claimed, service.Ticket):
+            await invalidate(self.context.cache, claimed.image_id)  # readers see "running"
+        return claimed
 
-    async def _record_success(self, ticket: service.Ticket, outcomes: list[Outcome]) -> None:
+    async def _record_success(
+        self, ticket: service.Ticket, outcomes: list[Outcome]
+    ) -> service.RunEnd:
         async with self.context.sessions() as session:
-            await service.record_success(
+            return await service.record_success(
                 session, self.context.storage, self.context.cache, ticket, outcomes
             )
 
     async def _record_failure(
-        self, job_id: uuid.UUID, error: str, final: bool
-    ) -> tuple[uuid.UUID, uuid.UUID] | None:
+        self, job_id: uuid.UUID, error: str, final: bool, run_id: uuid.UUID | None
+    ) -> service.Failure | None:
         async with self.context.sessions() as session:
             return await service.record_failure(
-                session, self.context.cache, job_id, error, final=final
+                session,
+                self.context.cache,
+                job_id,
+                error,
+                final=final,
+                run_id=run_id,
+                lease=self._lease,
             )
 
 
@@ -111,8 +194,8 @@ async def _lost_jobs(
     return await service.stale_jobs(
         session,
         untouched_for=timedelta(seconds=settings.reconcile_after_seconds),
-        # A running job past twice its time limit has lost its worker.
-        running_for=timedelta(seconds=settings.analysis_time_limit_seconds * 2 + 60),
+        # A running job whose heartbeat is older than the lease has lost its worker.
+        running_for=timedelta(seconds=settings.analysis_lease_seconds),
     )
 
 

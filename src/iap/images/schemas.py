@@ -63,6 +63,11 @@ class AnalysisSummary(BaseModel):
     queued_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    rerun_pending: bool = Field(
+        False,
+        description="A re-analysis was asked for while this run was in progress; it is "
+        "queued when the run ends.",
+    )
 
 
 class ImageOut(BaseModel):

@@ -53,7 +53,7 @@ QUEUE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 # The gauge autoscalers without KEDA follow (deploy/k8s/components/worker-hpa).
 QUEUE_DEPTH = "iap_analysis_queue_depth"
 
-JobOutcome = Literal["succeeded", "retrying", "failed", "dropped"]
+JobOutcome = Literal["succeeded", "retrying", "failed", "dropped", "deferred", "abandoned"]
 
 _ANALYSIS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -85,7 +85,9 @@ JOB_OUTCOMES = Counter(
     "iap_analysis_job_outcomes",
     "Analysis attempts by outcome: succeeded; retrying (failed, another attempt is scheduled); "
     "failed (the last attempt failed: the job is dead); dropped (the job was no longer waiting, "
-    "e.g. its image was deleted).",
+    "e.g. its image was deleted); deferred (another worker was running the job: the message "
+    "comes back when that run's lease would run out); abandoned (the run stopped early or "
+    "recorded nothing: the image was deleted during it, or the run was taken over).",
     ["outcome"],
 )
 
