@@ -50,9 +50,7 @@ as `X-API-Key`. Every error body is `{"detail": "...", "code": "..."}`.
 async def _sweep_orphans(services: Services) -> None:
     try:
         async with services.sessions() as session:
-            await image_service.sweep_orphan_blobs(
-                session, services.storage, older_than=ORPHAN_GRACE
-            )
+            await image_service.sweep_storage(session, services.storage, older_than=ORPHAN_GRACE)
     except Exception:
         log.exception("orphan blob sweep failed; it runs again at the next start")
 

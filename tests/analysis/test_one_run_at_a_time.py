@@ -1,12 +1,16 @@
-"""A job runs at most once at a time: re-analysis asked for while a run is in progress is
-queued after it (requests that arrive meanwhile are coalesced into that one re-run), and the
-job row always tells the truth about the run it describes."""
+"""A job runs at most once at a time, and stops when its image is deleted.
+
+Re-analysis asked for while a run is in progress is queued after it (requests that arrive
+meanwhile are coalesced into that one re-run), and the job row always tells the truth about
+the run it describes."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -16,6 +20,8 @@ import pytest
 from PIL import Image
 
 from iap.config import Settings
+from iap.images.service import derivatives_prefix
+from iap.storage import LocalStorage, create_storage
 from tests.conftest import settings_for
 from tests.events.test_sse import EventReader
 from tests.live_server import LiveServer, RemoteAccount, remote_account, serve
@@ -158,3 +164,44 @@ def test_reanalysis_asked_for_during_a_run_starts_after_it(server: LiveServer) -
     assert runs_in(events, image_id) == 2
     assert job["rerun_pending"] is False
     assert_truthful(job)
+
+
+def outcome_count(http: httpx.Client, outcome: str) -> float:
+    """``iap_analysis_job_outcomes_total{outcome=...}`` from /metrics (0 before the first)."""
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(f'iap_analysis_job_outcomes_total{{outcome="{outcome}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_deleting_an_image_during_its_analysis_stops_the_pass_and_leaves_no_files(
+    server: LiveServer,
+) -> None:
+    owner = remote_account(server)
+    storage = create_storage(server.settings)
+    with api(server, owner) as http:
+        abandoned = outcome_count(http, "abandoned")
+        reader = EventReader(server, owner)
+        try:
+            response = http.post(
+                "/image/upload", files={"file": ("n.jpg", noisy_jpeg(), "image/jpeg")}
+            )
+            assert response.status_code == 201, response.text
+            image_id = str(response.json()["id"])
+            reader.until("analysis.started", image_id)
+            assert http.delete(f"/image/{image_id}").status_code == 204
+            deadline = time.monotonic() + 60
+            while outcome_count(http, "abandoned") == abandoned:
+                assert time.monotonic() < deadline, "the pass did not stop"
+                time.sleep(0.05)
+            events = collect(reader, image_id)
+        finally:
+            reader.close()
+    assert [e["type"] for e in events if e["image_id"] == image_id] == []
+
+    async def leftovers() -> list[str]:
+        return [blob.key async for blob in storage.list(derivatives_prefix(uuid.UUID(image_id)))]
+
+    assert asyncio.run(leftovers()) == []
+    if isinstance(storage, LocalStorage):
+        assert not (storage.root / derivatives_prefix(uuid.UUID(image_id))).exists()

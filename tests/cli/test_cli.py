@@ -32,6 +32,7 @@ from iap.cli.main import app
 from iap.config import Settings
 from iap.images.service import original_key
 from iap.storage import LocalStorage, create_storage
+from iap.storage.s3 import S3Storage
 from tests.cli.helpers import CLEAN_ENV, assert_one_line_error
 from tests.conftest import S3_CREDENTIALS, settings_for
 from tests.factories import PASSWORD, image_bytes, login
@@ -354,7 +355,7 @@ def test_gc_removes_old_orphans_and_keeps_young_ones(
 
     young = iap("gc", env=env)
     assert young.exit_code == 0, young.output
-    assert "removed 0 orphan blob(s)" in young.stderr
+    assert "removed 0 orphan blob(s) and 0 leftover(s)" in young.stderr
     assert asyncio.run(exists())
 
     if isinstance(storage, LocalStorage):
@@ -366,6 +367,73 @@ def test_gc_removes_old_orphans_and_keeps_young_ones(
     assert old.exit_code == 0, old.output
     assert "removed 1 orphan blob(s)" in old.stderr
     assert not asyncio.run(exists())
+
+
+def test_gc_removes_orphan_derivative_folders_with_their_partial_files(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """What a delete during an analysis, or a worker killed mid-write, leaves in the store."""
+    settings = settings_for("embedded", request, tmp_path / "deploy")
+    env = env_for(settings)
+    assert iap("migrate", env=env).exit_code == 0
+    storage = create_storage(settings)
+    assert isinstance(storage, LocalStorage)
+    gone = storage.root / "derivatives" / str(uuid.uuid4())
+    thumbnail = f"{gone.relative_to(storage.root).as_posix()}/thumb-256.webp"
+    asyncio.run(storage.put(thumbnail, io.BytesIO(b"webp"), "image/webp"))
+    (gone / ".tmp-k3j2x9").write_bytes(b"half a thumbnail")
+    empty = storage.root / "derivatives" / str(uuid.uuid4())
+    empty.mkdir()
+    partial_original = storage.root / "originals" / ".tmp-abcdef"
+    partial_original.parent.mkdir(exist_ok=True)
+    partial_original.write_bytes(b"half an upload")
+
+    swept = iap("gc", "--grace-minutes", "0", env=env)
+    assert swept.exit_code == 0, swept.output
+    assert "removed 1 orphan blob(s) and 2 leftover(s) of interrupted writes" in swept.stderr
+    assert not gone.exists()
+    assert not empty.exists()
+    assert not partial_original.exists()
+
+
+def test_gc_keeps_partial_files_younger_than_the_grace_period(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    settings = settings_for("embedded", request, tmp_path / "deploy")
+    env = env_for(settings)
+    assert iap("migrate", env=env).exit_code == 0
+    storage = create_storage(settings)
+    assert isinstance(storage, LocalStorage)
+    writing = storage.root / "originals" / ".tmp-in-flight"
+    writing.parent.mkdir(parents=True)
+    writing.write_bytes(b"an upload being written")
+    swept = iap("gc", env=env)
+    assert swept.exit_code == 0, swept.output
+    assert "0 leftover(s)" in swept.stderr
+    assert writing.exists()
+
+
+def test_gc_aborts_abandoned_multipart_uploads_on_s3(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    settings = settings_for("scaled", request, tmp_path / "deploy")
+    env = env_for(settings)
+    storage = create_storage(settings)
+    assert isinstance(storage, S3Storage)
+    key = storage.prefix + original_key(uuid.uuid4())  # the bucket's key, as put makes it
+    started = storage.client.create_multipart_upload(Bucket=storage.bucket, Key=key)
+    storage.client.upload_part(
+        Bucket=storage.bucket,
+        Key=key,
+        UploadId=started["UploadId"],
+        PartNumber=1,
+        Body=b"the first part of an upload whose process was killed",
+    )
+    swept = iap("gc", "--grace-minutes", "0", env=env)
+    assert swept.exit_code == 0, swept.output
+    assert "1 leftover(s) of interrupted writes" in swept.stderr
+    left = storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", [])
+    assert [upload["Key"] for upload in left] == []
 
 
 # upload ----------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from iap.client import IapClient, IapError
 from iap.config import ConfigError, Settings, load_settings
 from iap.db import create_engine
 from iap.errors import AppError
-from iap.images.service import sweep_orphan_blobs
+from iap.images.service import Swept, sweep_storage
 from iap.observability.logs import configure_logging
 from iap.observability.metrics import serve_worker_metrics, shared_metrics_dir
 from iap.services import Services, build_services, close_services
@@ -327,15 +327,21 @@ def create_user(
 def gc(
     grace_minutes: Annotated[int, typer.Option(min=0, help="Keep blobs younger than this.")] = 60,
 ) -> None:
-    """Delete stored originals that no image references (left by interrupted uploads)."""
+    """Delete what the store holds that nothing needs: originals and derivative folders no image
+    references (left by interrupted uploads, deletes during an analysis), and the partial
+    files and abandoned uploads of interrupted writes."""
 
-    async def run(services: Services) -> int:
+    async def run(services: Services) -> Swept:
         async with services.sessions() as session:
-            return await sweep_orphan_blobs(
+            return await sweep_storage(
                 session, services.storage, older_than=timedelta(minutes=grace_minutes)
             )
 
-    console.print(f"removed {_with_services(_settings(), run)} orphan blob(s)")
+    swept = _with_services(_settings(), run)
+    console.print(
+        f"removed {swept.orphans} orphan blob(s) and "
+        f"{swept.leftovers} leftover(s) of interrupted writes"
+    )
 
 
 def _collect(paths: list[Path]) -> list[Path]:

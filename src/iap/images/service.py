@@ -307,6 +307,24 @@ async def sweep_orphan_blobs(
     return removed
 
 
+@dataclass(frozen=True)
+class Swept:
+    orphans: int  # blobs no image references
+    leftovers: int  # partial files, empty folders, abandoned uploads
+
+
+async def sweep_storage(
+    session: AsyncSession, storage: BlobStorage, *, older_than: timedelta
+) -> Swept:
+    """Everything the store holds that nothing needs any more, older than the grace period:
+    orphan blobs (``sweep_orphan_blobs``), then what interrupted writes left behind."""
+    orphans = await sweep_orphan_blobs(session, storage, older_than=older_than)
+    leftovers = await storage.sweep_leftovers(utcnow() - older_than)
+    if leftovers:
+        log.info("removed %d leftover(s) of interrupted writes", leftovers)
+    return Swept(orphans, leftovers)
+
+
 def _reference_of(key: str, prefix: str) -> Any:
     if prefix == ORIGINALS:
         return key

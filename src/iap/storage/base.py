@@ -67,6 +67,11 @@ class BlobStorage(abc.ABC):
     def list(self, prefix: str) -> AsyncIterator[BlobInfo]:
         """Every blob whose key starts with ``prefix``."""
 
+    async def sweep_leftovers(self, older_than: datetime) -> int:
+        """Remove what interrupted writes left behind before ``older_than`` (never a blob):
+        partial files, emptied folders, abandoned multipart uploads. Returns how many."""
+        return 0
+
     @abc.abstractmethod
     async def check(self) -> None:
         """Raise ``StorageUnavailable`` if the store cannot be used."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -21,6 +22,16 @@ from iap.storage.base import (
     check_key,
 )
 
+# A blob being written, under a name no key can have (keys never start with a dot).
+PARTIAL_PREFIX = ".tmp-"
+
+
+def _older(path: Path, cutoff: datetime) -> bool:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff
+    except FileNotFoundError:
+        return False
+
 
 class LocalStorage(BlobStorage):
     def __init__(self, root: Path) -> None:
@@ -34,10 +45,18 @@ class LocalStorage(BlobStorage):
 
     @staticmethod
     def _put(target: Path, source: BinaryIO) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
         # Copy to a temporary name beside the target, flush it to disk, then rename:
-        # a crash leaves either no blob or the whole blob, never a torn one.
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        # a crash leaves either no blob or the whole blob, never a torn one (and a partial
+        # file that ``sweep_leftovers`` removes).
+        for _ in range(3):  # a delete may remove the folder as it empties: make it again
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX)
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            raise FileNotFoundError(f"the folder of {target.name} kept disappearing")
         try:
             with os.fdopen(fd, "wb") as out:
                 source.seek(0)
@@ -70,16 +89,31 @@ class LocalStorage(BlobStorage):
             await to_thread.run_sync(handle.close)
 
     async def delete(self, key: str) -> None:
-        await to_thread.run_sync(lambda: self._path(key).unlink(missing_ok=True))
+        await to_thread.run_sync(self._delete, self._path(key))
+
+    def _delete(self, path: Path) -> None:
+        """Remove the file, then the folders it leaves empty (an image's derivatives folder)."""
+        path.unlink(missing_ok=True)
+        folder = path.parent
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): the folders above are in use
+                return
+            folder = folder.parent
 
     async def exists(self, key: str) -> bool:
         return await to_thread.run_sync(self._path(key).is_file)
 
     async def list(self, prefix: str) -> AsyncIterator[BlobInfo]:
+        # Walk only the folder the prefix names (derivatives/<id>/ is one small folder), not
+        # the whole store.
+        start = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+
         def scan() -> list[BlobInfo]:
             found = []
-            for path in self.root.rglob("*"):
-                if not path.is_file() or path.name.startswith(".tmp-"):
+            for path in start.rglob("*"):
+                if not path.is_file() or path.name.startswith(PARTIAL_PREFIX):
                     continue
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
@@ -90,6 +124,28 @@ class LocalStorage(BlobStorage):
 
         for info in await to_thread.run_sync(scan):
             yield info
+
+    async def sweep_leftovers(self, older_than: datetime) -> int:
+        def sweep() -> int:
+            removed = 0
+            if not self.root.is_dir():
+                return 0
+            # Deepest first, so that a folder emptied here is removed in the same sweep. Empty
+            # folders (an image's, once its files went) are removed but not counted.
+            for folder, _, files in os.walk(self.root, topdown=False):
+                here = Path(folder)
+                idle = here != self.root and _older(here, older_than)  # before we touch it
+                for name in files:
+                    path = here / name
+                    if name.startswith(PARTIAL_PREFIX) and _older(path, older_than):
+                        path.unlink(missing_ok=True)
+                        removed += 1
+                if idle:
+                    with contextlib.suppress(OSError):  # not empty: in use
+                        here.rmdir()
+            return removed
+
+        return await to_thread.run_sync(sweep)
 
     async def check(self) -> None:
         def probe() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
@@ -94,6 +96,27 @@ class S3Storage(BlobStorage):
             for item in page.get("Contents", []):
                 key = item["Key"].removeprefix(self.prefix)
                 yield BlobInfo(key, item["Size"], item["LastModified"])
+
+    async def sweep_leftovers(self, older_than: datetime) -> int:
+        """Abort multipart uploads under this store's prefix begun before ``older_than``
+        (a killed process leaves them; their parts cost storage and never become a blob)."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix))
+        aborted = 0
+        while page := await _call(lambda: next(pages, None)):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] >= older_than:
+                    continue
+                await _call(
+                    partial(
+                        self.client.abort_multipart_upload,
+                        Bucket=self.bucket,
+                        Key=upload["Key"],
+                        UploadId=upload["UploadId"],
+                    )
+                )
+                aborted += 1
+        return aborted
 
     async def check(self) -> None:
         try:
