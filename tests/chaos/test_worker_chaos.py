@@ -9,7 +9,8 @@ full count on demand::
 
     IAP_CHAOS_UPLOADS=200 IAP_CHAOS_KILLS=100 .venv/bin/pytest tests/chaos -k worker
 
-``IAP_CHAOS_SEED`` replays a run's choice of victims and moments (each run prints its seed).
+``IAP_CHAOS_SEED`` replays a run's images, victims and moments (each run prints its seed); what
+the workers are doing at those moments is up to the machine.
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ class WorkerPool:
     def _start(self) -> Running:
         return self.processes.start("worker", "--threads", "1")
 
-    def kill_one(self, rng: random.Random) -> None:
+    def kill_one(self, rng: random.Random, stop: threading.Event) -> None:
         with self.lock:
+            if stop.is_set():
+                return
             index = rng.randrange(len(self.workers))
             victim = self.workers[index]
             victim.proc.send_signal(signal.SIGKILL)
@@ -113,7 +116,7 @@ class Chaos:
             for _ in range(self.kills):
                 if self.stop.wait(self.rng.uniform(0.1, 2 * KILL_GAP_SECONDS - 0.1)):
                     return
-                self.pool.kill_one(self.rng)
+                self.pool.kill_one(self.rng, self.stop)
 
         self._spawn(kill, "killer")
 
@@ -122,6 +125,11 @@ class Chaos:
 
     def restart_redis(self) -> None:
         self._spawn(lambda: self.redis.restart(signal.SIGKILL, pause=1), "redis-restart")
+
+    def halt(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=300)
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -203,23 +211,26 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
     server.wait_until_serving()
     pool = WorkerPool(run, WORKERS)
     api = Api.signed_up(server.url, timeout=60)
-    rng = random.Random(SEED)
-    chaos = Chaos(pool, private_rabbitmq, private_redis, KILLS, rng)
+    chaos = Chaos(pool, private_rabbitmq, private_redis, KILLS, random.Random(SEED))
 
     gap = KILLS * KILL_GAP_SECONDS / max(UPLOADS, 1)  # the stream lasts as long as the kills
     uploaded: dict[str, str] = {}  # image id -> sha256 of what was sent
+    stream = random.Random(SEED + 1)  # the images and their pace; the chaos has its own
     chaos.start_killing()
-    for n in range(UPLOADS):
-        if n == UPLOADS // 3:
-            chaos.restart_rabbitmq()
-        if n == 2 * UPLOADS // 3:
-            chaos.restart_redis()
-        data = busy_jpeg(rng)
-        image = api.uploaded(data, f"chaos-{n}.jpg")
-        uploaded[image["id"]] = hashlib.sha256(data).hexdigest()
-        time.sleep(rng.uniform(0, 2 * gap))
-    stream_seconds = time.monotonic() - began
-    chaos.join(timeout=KILLS * KILL_GAP_SECONDS * 2 + 300)
+    try:
+        for n in range(UPLOADS):
+            if n == UPLOADS // 3:
+                chaos.restart_rabbitmq()
+            if n == 2 * UPLOADS // 3:
+                chaos.restart_redis()
+            data = busy_jpeg(stream)
+            image = api.uploaded(data, f"chaos-{n}.jpg")
+            uploaded[image["id"]] = hashlib.sha256(data).hexdigest()
+            time.sleep(stream.uniform(0, 2 * gap))
+        stream_seconds = time.monotonic() - began
+        chaos.join(timeout=KILLS * KILL_GAP_SECONDS * 2 + 300)
+    finally:
+        chaos.halt()  # on a failure too: nothing may start after the clean-up
     assert pool.kills == KILLS
 
     statuses = wait_until_settled(private_postgres.url, UPLOADS, timeout=300 + 2 * UPLOADS)
