@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
+import logging
 import os
 import pwd
 import secrets
@@ -326,7 +327,14 @@ class PrivateRabbitMQ(PrivateServer):
         params = pika.URLParameters(self.url)
         params.socket_timeout = 2
         params.connection_attempts = 1
-        pika.BlockingConnection(params).close()
+        # pika logs every refused attempt as an error: while waiting, that is expected.
+        quiet = logging.getLogger("pika")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            pika.BlockingConnection(params).close()
+        finally:
+            quiet.setLevel(level)
 
     def close(self) -> None:
         self.kill()
