@@ -67,7 +67,22 @@ def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        event.listen(engine.sync_engine, "do_connect", _connect_or_operational_error)
     return engine
+
+
+def _connect_or_operational_error(
+    dialect: Dialect, _record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Connect; a server that refuses or drops the connection is the driver's ``OperationalError``.
+    asyncpg raises a plain ``OSError`` (``ConnectionRefusedError`` while PostgreSQL is down),
+    which SQLAlchemy passes on unwrapped, and the API answered 500; wrapped, it is what it means,
+    the database is unavailable (503 with Retry-After, see ``iap.errors``)."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:
+        raise dialect.loaded_dbapi.OperationalError(str(exc) or type(exc).__name__, exc) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

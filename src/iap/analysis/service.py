@@ -252,9 +252,14 @@ async def record_success(
         requeued = _end_run(job, JobStatus.SUCCEEDED)
         await session.commit()
     except IntegrityError:
+        await session.rollback()
+        if await session.get(Image, ticket.image_id) is not None:
+            # Not a deleted image: another run of this job (a message delivered twice)
+            # recorded the same results first. Its results stand, and the files are the
+            # image's own: nothing to undo.
+            return
         # The image was deleted after the check above (its delete won the row lock): the
         # results have nothing to belong to, and the new files must go with the rest.
-        await session.rollback()
         await delete_image_files(storage, ticket.image_id, ticket.storage_key)
         return RunEnd.GONE
     await invalidate(cache, ticket.image_id)
