@@ -15,8 +15,9 @@ from sqlalchemy import delete, insert, select
 
 from iap.analysis import service
 from iap.analysis.analysers import by_name
-from iap.analysis.models import AnalysisJob, AnalysisResult
+from iap.analysis.models import AnalysisJob, AnalysisResult, JobStatus
 from iap.analysis.pipeline import run_pass
+from iap.db import utcnow
 from iap.images.models import Image
 from iap.images.service import derivatives_prefix
 from tests.factories import Account, image_bytes, uploaded, wait_for_analysis
@@ -36,7 +37,11 @@ def test_a_run_that_loses_the_race_to_record_results_keeps_the_images_files(
             job = await session.scalar(select(AnalysisJob).where(AnalysisJob.image_id == image_id))
             assert row is not None
             assert job is not None
-            ticket = service.Ticket(job.id, image_id, row.user_id, row.storage_key, None, 2)
+            # This run holds the job (as its claim would have made it).
+            run_id = uuid.uuid4()
+            job.status, job.run_id, job.heartbeat_at = JobStatus.RUNNING, run_id, utcnow()
+            await session.commit()
+            ticket = service.Ticket(job.id, image_id, row.user_id, row.storage_key, None, 2, run_id)
         data = await services.storage.read_all(ticket.storage_key)
         _, outcomes = run_pass(io.BytesIO(data), by_name(["properties", "derivatives"]))
         (first,) = [o for o in outcomes if o.analyser == "properties"]

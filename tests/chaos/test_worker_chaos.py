@@ -205,6 +205,9 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
         # the restart is the broker's own copy.
         reconcile_interval_seconds=2,
         reconcile_after_seconds=600,
+        # A killed worker's job is taken over once its lease runs out: short here, so that
+        # the many kills of the stream are recovered from within the test's time.
+        analysis_lease_seconds=6,
     )
     run = processes(settings)
     server = run.start("serve", port=True)

@@ -254,10 +254,10 @@ async def record_success(
     except IntegrityError:
         await session.rollback()
         if await session.get(Image, ticket.image_id) is not None:
-            # Not a deleted image: another run of this job (a message delivered twice)
-            # recorded the same results first. Its results stand, and the files are the
-            # image's own: nothing to undo.
-            return
+            # Not a deleted image: another run recorded the same results first (the job's
+            # lock makes this unexpected). Its results stand, and the files are the image's
+            # own: nothing to undo.
+            return RunEnd.SUPERSEDED
         # The image was deleted after the check above (its delete won the row lock): the
         # results have nothing to belong to, and the new files must go with the rest.
         await delete_image_files(storage, ticket.image_id, ticket.storage_key)
@@ -428,18 +428,25 @@ async def mark_enqueued(session: AsyncSession, job_ids: list[uuid.UUID]) -> None
 
 
 async def stale_jobs(
-    session: AsyncSession, *, untouched_for: timedelta, running_for: timedelta, limit: int = 500
+    session: AsyncSession,
+    *,
+    untouched_for: timedelta,
+    running_for: timedelta,
+    unsent_for: timedelta | None = None,
+    limit: int = 500,
 ) -> list[uuid.UUID]:
-    """Jobs the broker may have lost: queued but not handed over recently, or running with
-    no heartbeat for ``running_for`` (its worker died without the broker noticing)."""
+    """Jobs the broker may have lost: queued but not handed over recently (never handed over
+    for ``unsent_for``: one just committed is being sent right now), or running with no
+    heartbeat for ``running_for`` (its worker died without the broker noticing)."""
     now = utcnow()
+    unsent_for = untouched_for if unsent_for is None else unsent_for
     rows = await session.scalars(
         select(AnalysisJob.id)
         .where(
             or_(
                 (AnalysisJob.status == JobStatus.QUEUED)
                 & (
-                    AnalysisJob.enqueued_at.is_(None)
+                    (AnalysisJob.enqueued_at.is_(None) & (AnalysisJob.queued_at < now - unsent_for))
                     | (AnalysisJob.enqueued_at < now - untouched_for)
                 ),
                 (AnalysisJob.status == JobStatus.RUNNING)

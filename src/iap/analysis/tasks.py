@@ -194,6 +194,9 @@ async def _lost_jobs(
     return await service.stale_jobs(
         session,
         untouched_for=timedelta(seconds=settings.reconcile_after_seconds),
+        # One that was never handed over is being sent right now, or its sender failed: give
+        # the sender a reconcile interval before sending a second message.
+        unsent_for=timedelta(seconds=settings.reconcile_interval_seconds),
         # A running job whose heartbeat is older than the lease has lost its worker.
         running_for=timedelta(seconds=settings.analysis_lease_seconds),
     )
