@@ -29,6 +29,7 @@ from iap.images.router import router as images_router
 from iap.observability.middleware import RequestObservability
 from iap.observability.router import router as observability_router
 from iap.readiness import NotReady, check_ready
+from iap.routing import install_method_answers
 from iap.services import Services, build_services, close_services
 from iap.web.router import router as web_router
 from iap.web.templating import STATIC_DIR
@@ -184,4 +185,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Ready: the database, storage and cache answer."""
         return await check_ready(request.app.state.services)
 
+    install_method_answers(app)
     return app
