@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -35,7 +34,16 @@ from iap.images.errors import (
 from iap.images.filenames import clean_filename, content_disposition
 from iap.images.http_range import parse_range
 from iap.images.inspection import inspect_image
-from iap.images.schemas import MAX_PAGE, READ_ONLY_FIELDS, ImageOut, ImagePage, ImageUpdate, SortKey
+from iap.images.schemas import (
+    MAX_PAGE,
+    MOMENTS,
+    READ_ONLY_FIELDS,
+    ImageOut,
+    ImagePage,
+    ImageUpdate,
+    Moment,
+    SortKey,
+)
 from iap.images.upload_form import read_upload_form
 from iap.storage import BlobNotFound, StorageUnavailable
 from iap.text import NO_CONTROL_PATTERN, SingleLine
@@ -160,8 +168,12 @@ async def list_images(
             description="jpeg, png, ... or a MIME type.",
         ),
     ] = None,
-    uploaded_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive.")] = None,
-    uploaded_before: Annotated[datetime | None, Query(description="ISO 8601, exclusive.")] = None,
+    uploaded_after: Annotated[
+        Moment | None, Query(description=f"Uploaded at or after this moment. {MOMENTS}")
+    ] = None,
+    uploaded_before: Annotated[
+        Moment | None, Query(description=f"Uploaded before this moment. {MOMENTS}")
+    ] = None,
     q: Annotated[
         str | None,
         Query(
