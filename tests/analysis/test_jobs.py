@@ -94,6 +94,30 @@ def test_unknown_analyser_is_422(client: TestClient, alice: Account) -> None:
     assert "telepathy" in body["detail"]
 
 
+def analyser_names_in_the_document(client: TestClient) -> list[str]:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["AnalyseIn"]
+    choices = schema["properties"]["analysers"]["anyOf"]
+    return [name for choice in choices if "items" in choice for name in choice["items"]["enum"]]
+
+
+def test_the_document_names_the_analysers_this_server_runs(
+    client: TestClient, alice: Account, client_with: ClientFactory
+) -> None:
+    """Re-analysis takes names from the registry, less those disabled here (``text`` in the
+    tests): the document lists exactly the names a request may carry."""
+    catalogue = client.get("/analysers", headers=alice.headers).json()
+    runnable = [entry["name"] for entry in catalogue if entry["name"] != "text"]
+    assert analyser_names_in_the_document(client) == runnable
+    everything = client_with(disabled_analysers="")
+    assert analyser_names_in_the_document(everything) == [entry["name"] for entry in catalogue]
+    image = uploaded(client, alice)
+    for name in runnable:
+        response = client.post(
+            f"/image/{image['id']}/analyze", headers=alice.headers, json={"analysers": [name]}
+        )
+        assert response.status_code == 202, (name, response.text)
+
+
 def test_analyser_catalogue(client: TestClient, alice: Account) -> None:
     catalogue = client.get("/analysers", headers=alice.headers).json()
     names = {entry["name"] for entry in catalogue}
