@@ -59,6 +59,26 @@ def test_thumbnails_are_webp_and_never_upscaled(client: TestClient, alice: Accou
     assert Image.open(io.BytesIO(response.content)).size == (100, 50)
 
 
+def test_thumbnail_head_answers_like_get_without_the_body(
+    client: TestClient, alice: Account
+) -> None:
+    image = uploaded(client, alice, image_bytes("PNG", size=(600, 300)))
+    wait_for_analysis(client, alice, image["id"], {"succeeded"})
+    url = f"/image/{image['id']}/thumbnail?size=256"
+    got = client.get(url, headers=alice.headers)
+    head = client.head(url, headers=alice.headers)
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-type", "etag", "cache-control"):
+        assert head.headers[name] == got.headers[name], name
+    assert head.headers["content-length"] == str(len(got.content))
+    thumbnail = client.get("/openapi.json").json()["paths"]["/image/{image_id}/thumbnail"]
+    assert set(thumbnail) == {"get", "head"}
+    assert thumbnail["head"]["responses"]["200"]["content"] == {
+        "image/webp": {"schema": {"type": "string", "format": "binary"}}
+    }
+
+
 def test_thumbnail_size_must_be_offered(client: TestClient, alice: Account) -> None:
     image = uploaded(client, alice)
     response = client.get(f"/image/{image['id']}/thumbnail?size=300", headers=alice.headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -33,7 +34,7 @@ from iap.images.errors import (
 )
 from iap.images.filenames import clean_filename, content_disposition
 from iap.images.http_range import parse_range
-from iap.images.inspection import inspect_image
+from iap.images.inspection import ALLOWED_FORMATS, inspect_image
 from iap.images.schemas import (
     MAX_PAGE,
     MOMENTS,
@@ -202,17 +203,27 @@ async def list_images(
     )
 
 
-@router.get(
-    "/download/{image_id}",
-    responses={
-        206: {"description": "Partial content"},
+# The original's own type: one of the formats an upload may have.
+_ORIGINAL = {"schema": {"type": "string", "format": "binary"}}
+ORIGINAL_CONTENT = {mime: _ORIGINAL for mime in sorted(set(ALLOWED_FORMATS.values()))}
+
+
+_DOWNLOAD: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {"description": "The original file", "content": ORIGINAL_CONTENT},
+        206: {"description": "Partial content", "content": ORIGINAL_CONTENT},
         304: {"description": "Not modified"},
         307: {"description": "Redirect to a presigned URL (S3 only, when enabled)"},
         **error_responses(
             *SIGNED_IN, *OWNED_IMAGE, RangeNotSatisfiable, BlobNotFound, StorageUnavailable
         ),
     },
-)
+}
+
+
+@router.get("/download/{image_id}", **_DOWNLOAD)
+@router.head("/download/{image_id}", **_DOWNLOAD)
 async def download_image(
     image_id: uuid.UUID,
     request: Request,
@@ -221,7 +232,8 @@ async def download_image(
     services: AppServices,
 ) -> Response:
     """The original file, byte for byte, with its type, original filename and ``ETag``.
-    ``Range: bytes=...`` requests get a 206 with that part."""
+    ``Range: bytes=...`` requests get a 206 with that part. ``HEAD`` answers the same headers
+    and status, without the body."""
     image = await service.get_owned_image(session, user, image_id)
     settings = services.settings
     disposition = content_disposition(image.original_filename)
@@ -257,20 +269,21 @@ async def download_image(
             "The stored original of this image is missing; delete the image and upload it again."
         ) from None
 
+    headers["Content-Length"] = str(end - start + 1)
+    if wanted:
+        headers["Content-Range"] = f"bytes {start}-{end}/{image.file_size}"
+    code = status.HTTP_206_PARTIAL_CONTENT if wanted else status.HTTP_200_OK
+    if request.method == "HEAD":
+        if isinstance(chunks, AsyncGenerator):
+            await chunks.aclose()  # its first chunk proved the blob is there; no more is read
+        return Response(status_code=code, media_type=image.file_type, headers=headers)
+
     async def body() -> Any:
         yield first
         async for chunk in chunks:
             yield chunk
 
-    headers["Content-Length"] = str(end - start + 1)
-    if wanted:
-        headers["Content-Range"] = f"bytes {start}-{end}/{image.file_size}"
-    return StreamingResponse(
-        body(),
-        status_code=status.HTTP_206_PARTIAL_CONTENT if wanted else status.HTTP_200_OK,
-        media_type=image.file_type,
-        headers=headers,
-    )
+    return StreamingResponse(body(), status_code=code, media_type=image.file_type, headers=headers)
 
 
 def _etags(header: str | None) -> set[str]:
