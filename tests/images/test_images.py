@@ -229,6 +229,13 @@ def test_unknown_edit_field_is_422(client: TestClient, alice: Account) -> None:
     assert_error(response, 422, "unknown_field")
 
 
+def test_the_document_says_an_edit_takes_no_other_field(client: TestClient) -> None:
+    """Extra fields are refused, so the schema must not allow them (it did, by default)."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["ImageUpdate"]
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"original_filename", "tags", "description"}
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -165,16 +165,19 @@ READ_ONLY_FIELDS = frozenset(
 class ImageUpdate(BaseModel):
     """User-owned fields. Omitted fields keep their value; derived fields cannot be set."""
 
+    # Extras are let in only to be refused by name (read_only_field, unknown_field): the document
+    # says what the route takes, no other property.
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
+            "additionalProperties": False,
             "examples": [
                 {
                     "original_filename": "harbour-at-dusk.jpg",
                     "tags": ["sea"],
                     "description": "Boats",
                 }
-            ]
+            ],
         },
     )
 
