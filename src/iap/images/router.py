@@ -47,7 +47,7 @@ from iap.images.schemas import (
 )
 from iap.images.upload_form import read_upload_form
 from iap.storage import BlobNotFound, StorageUnavailable
-from iap.text import NO_CONTROL_PATTERN, SingleLine
+from iap.text import NO_CONTROL_PATTERN, PROSE_PATTERN, SingleLine
 
 router = APIRouter(prefix="/image", tags=["images"])
 
@@ -66,10 +66,15 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "file": {"type": "string", "format": "binary", "description": "The image."},
                         "tags": {
                             "type": "string",
+                            "pattern": NO_CONTROL_PATTERN,
                             "description": "Comma-separated tags (the field may also repeat).",
                             "example": "holiday,sea",
                         },
-                        "description": {"type": "string", "maxLength": 10000},
+                        "description": {
+                            "type": "string",
+                            "maxLength": 10000,
+                            "pattern": PROSE_PATTERN,
+                        },
                     },
                 }
             }
