@@ -3,6 +3,8 @@ database: they get a 4xx on both deployments, never a 500."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from tests.factories import Account, upload, uploaded
@@ -42,3 +44,25 @@ def test_upload_fields_with_control_characters_are_422(client: TestClient, alice
 def test_api_key_name_with_control_characters_is_422(client: TestClient, alice: Account) -> None:
     response = client.post("/me/api-keys", headers=alice.headers, json={"name": "ci\x00"})
     assert response.status_code == 422
+
+
+def test_the_document_says_which_fields_refuse_control_characters(client: TestClient) -> None:
+    """Each field above refuses them, so its schema carries the rule as a ``pattern``: a client
+    reading the document learns it before a 422 tells it."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    line = schemas["ApiKeyIn"]["properties"]["name"]["pattern"]
+    edit = schemas["ImageUpdate"]["properties"]
+    tag = edit["tags"]["anyOf"][0]["items"]["pattern"]
+    prose = edit["description"]["anyOf"][0]["pattern"]
+    upload = spec["paths"]["/image/upload"]["post"]["requestBody"]["content"]
+    form = upload["multipart/form-data"]["schema"]["properties"]
+    listed = {p["name"]: p for p in spec["paths"]["/image/all"]["get"]["parameters"]}
+    assert listed["tag"]["schema"]["anyOf"][0]["items"]["pattern"] == line
+    assert form["tags"]["pattern"] == tag == line
+    assert form["description"]["pattern"] == prose
+    assert re.fullmatch(line, "a tag")
+    assert not re.fullmatch(line, "a\x00b")
+    assert not re.fullmatch(line, "two\nlines")
+    assert re.fullmatch(prose, "line one\n\tline two")
+    assert not re.fullmatch(prose, "nul\x00here")

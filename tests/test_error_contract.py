@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 import iap.app  # noqa: F401 - imports every domain, and so defines every AppError subclass
 from iap.analysis.analysers import ANALYSERS
 from iap.errors import HTTP_ERROR_CODES, OTHER_HTTP_ERROR, AppError, ErrorOut, subclasses
+from tests.auth.helpers import assert_error
+from tests.factories import make_account
 
 API_GUIDE = Path(__file__).parents[1] / "docs" / "api.md"
 ROW = re.compile(r"^\| (?P<status>[^|]+?) \| (?P<codes>[^|]+?) \| [^|]+ \|$")
@@ -155,3 +157,34 @@ def test_csrf_failed_is_documented_exactly_where_a_cookie_request_can_get_it(
                 continue
             documented = "`csrf_failed`" in responses.get("403", {}).get("description", "")
             assert documented is (method not in {"get", "head"}), (method, path)
+
+
+def test_every_route_with_a_json_body_documents_the_400_for_one_that_does_not_parse(
+    spec: dict[str, Any],
+) -> None:
+    with_json_body = [
+        (path, method, operation["responses"])
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(with_json_body) > 8
+    for path, method, responses in with_json_body:
+        assert "`bad_request`" in responses.get("400", {}).get("description", ""), (method, path)
+    signup = spec["paths"]["/signup"]["post"]["responses"]["400"]["description"]
+    assert "`username_taken`" in signup
+    assert "`bad_request`" in signup
+
+
+def test_a_json_body_that_does_not_parse_is_the_documented_400(
+    client: TestClient, spec: dict[str, Any]
+) -> None:
+    account = make_account(client)
+    for path in ("/me/api-keys", "/token/refresh", "/logout"):
+        response = client.post(
+            path,
+            content=b'\xff\xfe{"name"',
+            headers={**account.headers, "Content-Type": "application/json"},
+        )
+        assert_error(response, 400, "bad_request")
+        assert "400" in spec["paths"][path]["post"]["responses"], path

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from iap import __version__
 from iap.admin.router import router as admin_router
 from iap.analysis.router import router as analysis_router
+from iap.analysis.schemas import document_runnable_analysers
 from iap.auth.router import router as auth_router
 from iap.config import Settings, load_settings
 from iap.errors import error_responses, install_error_handlers, publish_error_schema
@@ -29,6 +30,7 @@ from iap.images.router import router as images_router
 from iap.observability.middleware import RequestObservability
 from iap.observability.router import router as observability_router
 from iap.readiness import NotReady, check_ready
+from iap.routing import install_method_answers
 from iap.services import Services, build_services, close_services
 from iap.web.router import router as web_router
 from iap.web.templating import STATIC_DIR
@@ -148,9 +150,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     framework_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's document, with iap's error body on every error response."""
+        """FastAPI's document, with iap's error body on every error response and the analysers
+        this server runs."""
         if app.openapi_schema is None:
-            app.openapi_schema = publish_error_schema(framework_openapi())
+            spec = publish_error_schema(framework_openapi())
+            document_runnable_analysers(spec, settings.disabled_analyser_names)
+            app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -182,4 +187,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Ready: the database, storage and cache answer."""
         return await check_ready(request.app.state.services)
 
+    install_method_answers(app)
     return app

@@ -76,6 +76,15 @@ class ValidationFailed(AppError):
     detail = "A parameter or body field is invalid."
 
 
+class UnreadableBody(AppError):
+    """FastAPI's answer to a JSON body it cannot even decode, on every route that takes one
+    (JSON that decodes but does not parse is a 422 `validation_error`)."""
+
+    status = 400
+    code = "bad_request"
+    detail = "The request body could not be read: it is not UTF-8 text."
+
+
 class ClientDisconnected(AppError):
     status = 400
     code = "client_disconnected"
@@ -168,6 +177,8 @@ def publish_error_schema(spec: dict[str, Any]) -> dict[str, Any]:
         schemas.pop(name, None)
     reference = {"$ref": "#/components/schemas/ErrorOut"}
     for operation in _operations(spec):
+        if "application/json" in operation.get("requestBody", {}).get("content", {}):
+            _document_unreadable_body(operation.setdefault("responses", {}))
         for status, response in operation.get("responses", {}).items():
             if not str(status).isdigit() or int(status) < 400:
                 continue
@@ -179,6 +190,15 @@ def publish_error_schema(spec: dict[str, Any]) -> dict[str, Any]:
                 )
             response["content"] = {"application/json": {"schema": reference}}
     return spec
+
+
+def _document_unreadable_body(responses: dict[str, Any]) -> None:
+    line = f"- `{UnreadableBody.code}`: {UnreadableBody.detail}"
+    described = responses.get("400", {}).get("description")
+    if described is None:
+        responses["400"] = {"description": line}
+    elif line not in described:
+        responses["400"]["description"] = f"{described}\n{line}"
 
 
 def _schemas_of(model: type[BaseModel]) -> Iterable[tuple[str, dict[str, Any]]]:

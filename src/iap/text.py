@@ -5,9 +5,13 @@ allowed where prose is expected."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -33,10 +37,34 @@ def _prose(value: str) -> str:
     return value
 
 
+PROSE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A validator that also puts its rule in the JSON schema, so the document says what is
+    refused."""
+
+    check: Callable[[str], str]
+    pattern: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        documented = handler(schema)
+        documented["pattern"] = self.pattern
+        return documented
+
+
 # Validators to place after any length or strip constraints, so those apply first:
 #   Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), NoControl]
-NoControl = AfterValidator(_line)
-ProseOnly = AfterValidator(_prose)
+NoControl = _Refused(_line, NO_CONTROL_PATTERN)
+ProseOnly = _Refused(_prose, PROSE_PATTERN)
 
 SingleLine = Annotated[str, NoControl]
 Prose = Annotated[str, ProseOnly]

@@ -59,6 +59,26 @@ def test_thumbnails_are_webp_and_never_upscaled(client: TestClient, alice: Accou
     assert Image.open(io.BytesIO(response.content)).size == (100, 50)
 
 
+def test_thumbnail_head_answers_like_get_without_the_body(
+    client: TestClient, alice: Account
+) -> None:
+    image = uploaded(client, alice, image_bytes("PNG", size=(600, 300)))
+    wait_for_analysis(client, alice, image["id"], {"succeeded"})
+    url = f"/image/{image['id']}/thumbnail?size=256"
+    got = client.get(url, headers=alice.headers)
+    head = client.head(url, headers=alice.headers)
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-type", "etag", "cache-control"):
+        assert head.headers[name] == got.headers[name], name
+    assert head.headers["content-length"] == str(len(got.content))
+    thumbnail = client.get("/openapi.json").json()["paths"]["/image/{image_id}/thumbnail"]
+    assert set(thumbnail) == {"get", "head"}
+    assert thumbnail["head"]["responses"]["200"]["content"] == {
+        "image/webp": {"schema": {"type": "string", "format": "binary"}}
+    }
+
+
 def test_thumbnail_size_must_be_offered(client: TestClient, alice: Account) -> None:
     image = uploaded(client, alice)
     response = client.get(f"/image/{image['id']}/thumbnail?size=300", headers=alice.headers)
@@ -92,6 +112,30 @@ def test_unknown_analyser_is_422(client: TestClient, alice: Account) -> None:
     )
     body = assert_error(response, 422, "unknown_analyser")
     assert "telepathy" in body["detail"]
+
+
+def analyser_names_in_the_document(client: TestClient) -> list[str]:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["AnalyseIn"]
+    choices = schema["properties"]["analysers"]["anyOf"]
+    return [name for choice in choices if "items" in choice for name in choice["items"]["enum"]]
+
+
+def test_the_document_names_the_analysers_this_server_runs(
+    client: TestClient, alice: Account, client_with: ClientFactory
+) -> None:
+    """Re-analysis takes names from the registry, less those disabled here (``text`` in the
+    tests): the document lists exactly the names a request may carry."""
+    catalogue = client.get("/analysers", headers=alice.headers).json()
+    runnable = [entry["name"] for entry in catalogue if entry["name"] != "text"]
+    assert analyser_names_in_the_document(client) == runnable
+    everything = client_with(disabled_analysers="")
+    assert analyser_names_in_the_document(everything) == [entry["name"] for entry in catalogue]
+    image = uploaded(client, alice)
+    for name in runnable:
+        response = client.post(
+            f"/image/{image['id']}/analyze", headers=alice.headers, json={"analysers": [name]}
+        )
+        assert response.status_code == 202, (name, response.text)
 
 
 def test_analyser_catalogue(client: TestClient, alice: Account) -> None:

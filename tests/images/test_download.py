@@ -139,3 +139,36 @@ def test_stale_if_range_gets_the_whole_file(client: TestClient, alice: Account) 
     )
     assert response.status_code == 200
     assert response.content == data
+
+
+def test_head_answers_like_get_without_the_body(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    data = image_bytes("PNG", size=(80, 80))
+    image = uploaded(client, alice, data, filename="harbour.png")
+    url = f"/image/download/{image['id']}"
+    got = client.get(url, headers=alice.headers)
+    head = client.head(url, headers=alice.headers)
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-type", "content-length", "etag", "content-disposition", "accept-ranges"):
+        assert head.headers[name] == got.headers[name], name
+    assert head.headers["content-length"] == str(len(data))
+    part = client.head(url, headers={**alice.headers, "Range": "bytes=0-9"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 0-9/{len(data)}"
+    assert part.headers["content-length"] == "10"
+    assert client.head(url, headers=bob.headers).status_code == 403
+    unknown = "/image/download/00000000-0000-4000-8000-000000000000"
+    assert client.head(unknown, headers=alice.headers).status_code == 404
+
+
+def test_the_document_gives_downloads_the_media_types_of_images(client: TestClient) -> None:
+    operations = client.get("/openapi.json").json()["paths"]["/image/download/{image_id}"]
+    assert set(operations) == {"get", "head"}
+    for operation in operations.values():
+        for status in ("200", "206"):
+            content = operation["responses"][status]["content"]
+            assert "application/json" not in content
+            assert {mime for _, mime, _, _ in FORMATS} == set(content), status
+            assert all(media["schema"]["format"] == "binary" for media in content.values())

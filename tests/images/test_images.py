@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -119,6 +119,51 @@ def test_list_filters(client: TestClient) -> None:
     assert ids(f"uploaded_after={before}") == set()
 
 
+def test_upload_date_filters_take_rfc_3339_date_times_and_dates(client: TestClient) -> None:
+    owner = make_account(client)
+    image = uploaded(client, owner)
+    today = datetime.now(UTC).date()
+    tomorrow = today + timedelta(days=1)
+    in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).astimezone(timezone(timedelta(hours=2)))
+
+    def ids(query: str | dict[str, str]) -> list[str]:
+        response = client.get("/image/all", params=query, headers=owner.headers)
+        assert response.status_code == 200, response.text
+        return [img["id"] for img in response.json()["data"]]
+
+    assert ids(f"uploaded_after={today}&uploaded_before={tomorrow}") == [image["id"]]
+    assert ids(f"uploaded_after={tomorrow}") == []
+    assert ids(f"uploaded_before={today}") == []
+    offset = in_an_hour.isoformat(timespec="seconds")
+    assert offset.endswith("+02:00")
+    assert ids({"uploaded_before": offset}) == [image["id"]]
+    assert ids({"uploaded_after": offset}) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0.5",  # a Unix timestamp, once read as 1970-01-01T00:00:00.5Z
+        "1767225600",
+        "2026-01-31T12:00:00",  # no offset: whose noon?
+        "2026-01-31 12:00:00Z",
+        "2026-13-01",
+        "31/01/2026",
+        "yesterday",
+        "",
+    ],
+)
+def test_upload_date_filters_refuse_what_is_not_a_date(
+    client: TestClient, alice: Account, value: str
+) -> None:
+    for name in ("uploaded_after", "uploaded_before"):
+        response = client.get("/image/all", params={name: value}, headers=alice.headers)
+        assert response.status_code == 422, (name, value, response.text)
+        body = response.json()
+        assert body["code"] == "validation_error"
+        assert body["detail"][0]["loc"] == ["query", name]
+
+
 def test_list_sorting(client: TestClient) -> None:
     owner = make_account(client)
     small = uploaded(client, owner, image_bytes(size=(10, 10)), filename="b.jpg")
@@ -182,6 +227,13 @@ def test_unknown_edit_field_is_422(client: TestClient, alice: Account) -> None:
     image = uploaded(client, alice)
     response = client.put(f"/image/{image['id']}", headers=alice.headers, json={"colour": "red"})
     assert_error(response, 422, "unknown_field")
+
+
+def test_the_document_says_an_edit_takes_no_other_field(client: TestClient) -> None:
+    """Extra fields are refused, so the schema must not allow them (it did, by default)."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["ImageUpdate"]
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"original_filename", "tags", "description"}
 
 
 @pytest.mark.parametrize(

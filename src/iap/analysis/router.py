@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from iap.analysis import service
 from iap.analysis.analysers import ANALYSERS, by_name
@@ -102,33 +102,40 @@ async def analyse_again(
     return AnalysisSummary.model_validate(job)
 
 
-@router.get(
-    "/image/{image_id}/thumbnail",
-    responses={
-        200: {"content": {"image/webp": {}}, "description": "The WebP thumbnail"},
+_THUMBNAIL: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {
+            "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The WebP thumbnail",
+        },
         **error_responses(*SIGNED_IN, *OWNED_IMAGE, ThumbnailNotReady, StorageUnavailable),
     },
-    response_class=Response,
-)
+}
+
+
+@router.get("/image/{image_id}/thumbnail", **_THUMBNAIL)
+@router.head("/image/{image_id}/thumbnail", **_THUMBNAIL)
 async def get_thumbnail(
     image_id: uuid.UUID,
+    request: Request,
     user: CurrentUser,
     session: DbSession,
     services: AppServices,
     size: Annotated[ThumbnailSize, Query(description="Long side in pixels.")] = ThumbnailSize.SMALL,
 ) -> Response:
-    """A WebP thumbnail (made by the analysis; never larger than the original)."""
+    """A WebP thumbnail (made by the analysis; never larger than the original). ``HEAD``
+    answers the same headers and status, without the body."""
     image = await get_owned_image(session, user, image_id)
     key = service.derivative_key(image.id, file_name(size.value))
     try:
         data = await services.storage.read_all(key)
     except BlobNotFound:
         raise ThumbnailNotReady() from None
-    return Response(
-        data,
-        media_type="image/webp",
-        headers={
-            "Cache-Control": "private, max-age=86400",
-            "ETag": f'"{image.sha256}-{size.value}"',
-        },
-    )
+    headers = {
+        "Cache-Control": "private, max-age=86400",
+        "ETag": f'"{image.sha256}-{size.value}"',
+        "Content-Length": str(len(data)),
+    }
+    body = b"" if request.method == "HEAD" else data
+    return Response(body, media_type="image/webp", headers=headers)

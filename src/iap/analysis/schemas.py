@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from iap.analysis.analysers import ANALYSERS
 from iap.analysis.results import AnalysisResults
 from iap.images.schemas import AnalysisSummary
 
@@ -25,7 +26,14 @@ class AnalysisOut(BaseModel):
     )
 
 
-AnalyserName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,49}$")]
+# The document lists the registered names (narrowed to the ones a server runs when it serves
+# the document, see ``document_runnable_analysers``); a name outside it is a 422
+# ``unknown_analyser``, answered by the route with what to ask instead.
+AnalyserName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,49}$"),
+    WithJsonSchema({"type": "string", "enum": [analyser.name for analyser in ANALYSERS]}),
+]
 
 
 class AnalyseIn(BaseModel):
@@ -36,6 +44,16 @@ class AnalyseIn(BaseModel):
     analysers: list[AnalyserName] | None = Field(
         None, max_length=50, description="Names to run; omit or null for all."
     )
+
+
+def document_runnable_analysers(spec: dict[str, Any], disabled: frozenset[str]) -> None:
+    """Narrow the analyser names of ``spec`` (an OpenAPI document) to those not ``disabled``:
+    a request for a disabled one is refused, so it is not a name the document may promise."""
+    runnable = [analyser.name for analyser in ANALYSERS if analyser.name not in disabled]
+    field = spec["components"]["schemas"][AnalyseIn.__name__]["properties"]["analysers"]
+    for choice in field["anyOf"]:
+        if "items" in choice and runnable:
+            choice["items"] = {**choice["items"], "enum": runnable}
 
 
 class AnalyserInfo(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -34,11 +34,20 @@ from iap.images.errors import (
 )
 from iap.images.filenames import clean_filename, content_disposition
 from iap.images.http_range import parse_range
-from iap.images.inspection import inspect_image
-from iap.images.schemas import MAX_PAGE, READ_ONLY_FIELDS, ImageOut, ImagePage, ImageUpdate, SortKey
+from iap.images.inspection import ALLOWED_FORMATS, inspect_image
+from iap.images.schemas import (
+    MAX_PAGE,
+    MOMENTS,
+    READ_ONLY_FIELDS,
+    ImageOut,
+    ImagePage,
+    ImageUpdate,
+    Moment,
+    SortKey,
+)
 from iap.images.upload_form import read_upload_form
 from iap.storage import BlobNotFound, StorageUnavailable
-from iap.text import NO_CONTROL_PATTERN, SingleLine
+from iap.text import NO_CONTROL_PATTERN, PROSE_PATTERN, SingleLine
 
 router = APIRouter(prefix="/image", tags=["images"])
 
@@ -57,10 +66,15 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "file": {"type": "string", "format": "binary", "description": "The image."},
                         "tags": {
                             "type": "string",
+                            "pattern": NO_CONTROL_PATTERN,
                             "description": "Comma-separated tags (the field may also repeat).",
                             "example": "holiday,sea",
                         },
-                        "description": {"type": "string", "maxLength": 10000},
+                        "description": {
+                            "type": "string",
+                            "maxLength": 10000,
+                            "pattern": PROSE_PATTERN,
+                        },
                     },
                 }
             }
@@ -160,8 +174,12 @@ async def list_images(
             description="jpeg, png, ... or a MIME type.",
         ),
     ] = None,
-    uploaded_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive.")] = None,
-    uploaded_before: Annotated[datetime | None, Query(description="ISO 8601, exclusive.")] = None,
+    uploaded_after: Annotated[
+        Moment | None, Query(description=f"Uploaded at or after this moment. {MOMENTS}")
+    ] = None,
+    uploaded_before: Annotated[
+        Moment | None, Query(description=f"Uploaded before this moment. {MOMENTS}")
+    ] = None,
     q: Annotated[
         str | None,
         Query(
@@ -190,17 +208,27 @@ async def list_images(
     )
 
 
-@router.get(
-    "/download/{image_id}",
-    responses={
-        206: {"description": "Partial content"},
+# The original's own type: one of the formats an upload may have.
+_ORIGINAL = {"schema": {"type": "string", "format": "binary"}}
+ORIGINAL_CONTENT = {mime: _ORIGINAL for mime in sorted(set(ALLOWED_FORMATS.values()))}
+
+
+_DOWNLOAD: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {"description": "The original file", "content": ORIGINAL_CONTENT},
+        206: {"description": "Partial content", "content": ORIGINAL_CONTENT},
         304: {"description": "Not modified"},
         307: {"description": "Redirect to a presigned URL (S3 only, when enabled)"},
         **error_responses(
             *SIGNED_IN, *OWNED_IMAGE, RangeNotSatisfiable, BlobNotFound, StorageUnavailable
         ),
     },
-)
+}
+
+
+@router.get("/download/{image_id}", **_DOWNLOAD)
+@router.head("/download/{image_id}", **_DOWNLOAD)
 async def download_image(
     image_id: uuid.UUID,
     request: Request,
@@ -209,7 +237,8 @@ async def download_image(
     services: AppServices,
 ) -> Response:
     """The original file, byte for byte, with its type, original filename and ``ETag``.
-    ``Range: bytes=...`` requests get a 206 with that part."""
+    ``Range: bytes=...`` requests get a 206 with that part. ``HEAD`` answers the same headers
+    and status, without the body."""
     image = await service.get_owned_image(session, user, image_id)
     settings = services.settings
     disposition = content_disposition(image.original_filename)
@@ -245,20 +274,21 @@ async def download_image(
             "The stored original of this image is missing; delete the image and upload it again."
         ) from None
 
+    headers["Content-Length"] = str(end - start + 1)
+    if wanted:
+        headers["Content-Range"] = f"bytes {start}-{end}/{image.file_size}"
+    code = status.HTTP_206_PARTIAL_CONTENT if wanted else status.HTTP_200_OK
+    if request.method == "HEAD":
+        if isinstance(chunks, AsyncGenerator):
+            await chunks.aclose()  # its first chunk proved the blob is there; no more is read
+        return Response(status_code=code, media_type=image.file_type, headers=headers)
+
     async def body() -> Any:
         yield first
         async for chunk in chunks:
             yield chunk
 
-    headers["Content-Length"] = str(end - start + 1)
-    if wanted:
-        headers["Content-Range"] = f"bytes {start}-{end}/{image.file_size}"
-    return StreamingResponse(
-        body(),
-        status_code=status.HTTP_206_PARTIAL_CONTENT if wanted else status.HTTP_200_OK,
-        media_type=image.file_type,
-        headers=headers,
-    )
+    return StreamingResponse(body(), status_code=code, media_type=image.file_type, headers=headers)
 
 
 def _etags(header: str | None) -> set[str]:

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from iap.analysis.models import JobStatus
 from iap.text import NoControl, Prose
@@ -20,6 +30,42 @@ Tag = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50),
     NoControl,
+]
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _moment(value: object) -> datetime:
+    """An RFC 3339 date-time with its offset, or a date (its start, UTC); nothing else: no
+    Unix timestamps, no times without an offset (whose zone would be a guess)."""
+    text = value.upper() if isinstance(value, str) else ""
+    if _DATE.fullmatch(text):
+        return datetime.combine(date.fromisoformat(text), time(), UTC)
+    if _DATE_TIME.fullmatch(text):
+        return datetime.fromisoformat(text)
+    raise ValueError(
+        "expected an RFC 3339 date-time with an offset (2026-01-31T12:00:00Z) or a date "
+        "(2026-01-31)"
+    )
+
+
+MOMENTS = (
+    "An RFC 3339 date-time with its offset (`2026-01-31T12:00:00Z`, `2026-01-31T13:00:00+01:00`) "
+    "or a date (`2026-01-31`, the start of that day in UTC)."
+)
+# A query parameter naming a moment.
+Moment = Annotated[
+    datetime,
+    BeforeValidator(_moment),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+            ]
+        }
+    ),
 ]
 
 EXAMPLE_IMAGE: dict[str, Any] = {
@@ -124,16 +170,19 @@ READ_ONLY_FIELDS = frozenset(
 class ImageUpdate(BaseModel):
     """User-owned fields. Omitted fields keep their value; derived fields cannot be set."""
 
+    # Extras are let in only to be refused by name (read_only_field, unknown_field): the document
+    # says what the route takes, no other property.
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
+            "additionalProperties": False,
             "examples": [
                 {
                     "original_filename": "harbour-at-dusk.jpg",
                     "tags": ["sea"],
                     "description": "Boats",
                 }
-            ]
+            ],
         },
     )
 
