@@ -162,7 +162,12 @@ async def _own_run(
         return None
     if run_id is not None:
         return job if job.run_id == run_id and job.status == JobStatus.RUNNING else None
-    return None if _is_running(job, utcnow(), lease) else job
+    # An attempt that never claimed may only speak for a job still waiting for a run (not a
+    # finished one: a duplicate message for a succeeded job must not turn it failed).
+    waiting = job.status == JobStatus.QUEUED or (
+        job.status == JobStatus.RUNNING and not _is_running(job, utcnow(), lease)
+    )
+    return job if waiting else None
 
 
 async def _locked_job(session: AsyncSession, criterion: ColumnElement[bool]) -> AnalysisJob | None:
@@ -217,17 +222,23 @@ async def record_success(
                 io.BytesIO(derived.data),
                 derived.content_type,
             )
-    if await session.get(Image, ticket.image_id) is None:
+    # The image first, then the job: the order a delete takes them in (``lock_images``), or
+    # PostgreSQL finds a deadlock between this and a delete. A key-share lock keeps the image
+    # from being deleted under the new results without blocking other readers or writers.
+    image_lives = await session.scalar(
+        select(Image.id)
+        .where(Image.id == ticket.image_id)
+        .with_for_update(read=True, key_share=True)
+    )
+    if image_lives is None:
+        await session.rollback()
         await delete_image_files(storage, ticket.image_id, ticket.storage_key)
         return RunEnd.GONE
     try:
         job = await _own_run(session, ticket.job_id, ticket.run_id, timedelta(0))
         if job is None:
-            await session.rollback()
-            if await session.get(Image, ticket.image_id) is None:
-                await delete_image_files(storage, ticket.image_id, ticket.storage_key)
-                return RunEnd.GONE
             # Another run took the job over; it writes the same files and its own results.
+            await session.rollback()
             return RunEnd.SUPERSEDED
         for outcome in outcomes:
             await session.execute(
@@ -342,6 +353,13 @@ async def request_analysis(
     elif job.status == JobStatus.QUEUED and job.attempts == 0:
         job.analysers = merge_analysers(job.analysers, analysers)
         send = job.enqueued_at is None  # else its message is on its way
+    elif job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        # Unfinished (awaiting a retry, or its run's worker was lost): start over, keeping
+        # what it was to do and any re-run already promised.
+        unfinished = merge_analysers(job.analysers, analysers)
+        if job.rerun_pending:
+            unfinished = merge_analysers(unfinished, job.rerun_analysers)
+        reset_job(job, unfinished)
     else:
         reset_job(job, analysers)
     await session.commit()

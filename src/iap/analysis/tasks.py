@@ -65,6 +65,17 @@ class AnalysisHandler:
             observe_job("dropped")
             return
         ticket = self._current.ticket = claimed
+        most = self.context.settings.analysis_max_retries + 1
+        if ticket.attempt > most:
+            # Dramatiq counts the attempts that raised; a worker killed mid-pass (out of
+            # memory on this image, say) raises nothing, and its message comes back for ever.
+            self.failed(
+                job_id,
+                f"the worker running this job was lost on {ticket.attempt - 1} attempts "
+                f"(killed, out of memory?); more than the {most} allowed",
+                final=True,
+            )
+            return
         self._announce(ticket.user_id, "analysis.started", ticket, attempt=ticket.attempt)
         heartbeat = self._on_loop(self._start_heartbeat(ticket))
         try:
@@ -79,12 +90,16 @@ class AnalysisHandler:
             observe_pass(decode_ms, outcomes)
             end = self._on_loop(self._record_success(ticket, outcomes))
         except PassStopped:
-            end = service.RunEnd.GONE
+            end = None
         finally:
             self._on_loop(self._stop_heartbeat(heartbeat))
-        if end in (service.RunEnd.GONE, service.RunEnd.SUPERSEDED):
-            why = "the image was deleted" if end is service.RunEnd.GONE else "taken over"
-            log.info("job %s run stopped, nothing recorded: %s", job_id, why)
+        if end in (None, service.RunEnd.GONE, service.RunEnd.SUPERSEDED):
+            why = {
+                None: "its run lost the job (the image was deleted, or the run was taken over)",
+                service.RunEnd.GONE: "the image was deleted",
+                service.RunEnd.SUPERSEDED: "the run was taken over by another worker",
+            }[end]
+            log.info("job %s stopped, nothing recorded: %s", job_id, why)
             observe_job("abandoned")
             return
         observe_job("succeeded")
@@ -129,8 +144,13 @@ class AnalysisHandler:
         return asyncio.create_task(self._beat(ticket))
 
     async def _beat(self, ticket: service.Ticket) -> None:
-        every = self.context.settings.analysis_lease_seconds / 3
-        while True:
+        settings = self.context.settings
+        every = settings.analysis_lease_seconds / 3
+        # The beat shows this loop is alive, not that the pass moves: past the time limit (a
+        # thread stuck in native code, which Dramatiq's limit cannot interrupt), stop
+        # renewing, so that the lease runs out and another worker takes the job over.
+        until = asyncio.get_running_loop().time() + settings.analysis_time_limit_seconds
+        while asyncio.get_running_loop().time() < until:
             await asyncio.sleep(every)
             try:
                 async with self.context.sessions() as session:
@@ -138,6 +158,11 @@ class AnalysisHandler:
                         return  # the run lost the job; the pass notices at its next step
             except Exception as exc:  # a database outage: the next beat tries again
                 log.warning("could not renew job %s's lease (%s)", ticket.job_id, exc)
+        log.error(
+            "job %s: the pass outlived the time limit (%d s); its lease is left to run out",
+            ticket.job_id,
+            settings.analysis_time_limit_seconds,
+        )
 
     async def _stop_heartbeat(self, heartbeat: asyncio.Task[None]) -> None:
         heartbeat.cancel()
@@ -145,8 +170,12 @@ class AnalysisHandler:
             await heartbeat
 
     async def _holds(self, ticket: service.Ticket) -> bool:
-        async with self.context.sessions() as session:
-            return await service.holds(session, ticket)
+        try:
+            async with self.context.sessions() as session:
+                return await service.holds(session, ticket)
+        except Exception as exc:  # a database blip: go on; recording the end decides
+            log.warning("could not check job %s's run (%s); going on", ticket.job_id, exc)
+            return True
 
     def _announce(
         self, user_id: uuid.UUID, kind: str, ticket: service.Ticket, **fields: Any

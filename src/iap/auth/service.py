@@ -221,7 +221,9 @@ async def user_from_access_token(session: AsyncSession, settings: Settings, toke
         token, key=settings.signing_key, issuer=settings.jwt_issuer, token_type="access"
     )
     if claims.family_id is None:
-        raise InvalidToken(_LOGIN_ENDED)
+        raise InvalidToken(
+            "This access token names no login (issued by an older version); log in again."
+        )
     login_lasts = (
         select(RefreshToken.id)
         .where(

@@ -25,7 +25,7 @@ from iap.images.errors import ImageNotFound, NotImageOwner
 from iap.images.inspection import ImageFacts
 from iap.images.models import Image, ImageTag
 from iap.images.schemas import ImageOut, SortKey
-from iap.storage import BlobStorage
+from iap.storage import BlobStorage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,11 @@ async def sweep_storage(
     """Everything the store holds that nothing needs any more, older than the grace period:
     orphan blobs (``sweep_orphan_blobs``), then what interrupted writes left behind."""
     orphans = await sweep_orphan_blobs(session, storage, older_than=older_than)
-    leftovers = await storage.sweep_leftovers(utcnow() - older_than)
+    try:
+        leftovers = await storage.sweep_leftovers(utcnow() - older_than)
+    except StorageUnavailable as exc:  # e.g. an S3 look-alike without multipart listings
+        log.warning("could not sweep leftovers of interrupted writes (%s)", exc.detail)
+        leftovers = 0
     if leftovers:
         log.info("removed %d leftover(s) of interrupted writes", leftovers)
     return Swept(orphans, leftovers)

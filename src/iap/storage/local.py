@@ -49,8 +49,8 @@ class LocalStorage(BlobStorage):
         # a crash leaves either no blob or the whole blob, never a torn one (and a partial
         # file that ``sweep_leftovers`` removes).
         for _ in range(3):  # a delete may remove the folder as it empties: make it again
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX)
                 break
             except FileNotFoundError:
