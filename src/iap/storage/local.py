@@ -95,7 +95,8 @@ class LocalStorage(BlobStorage):
         """Remove the file, then the folders it leaves empty (an image's derivatives folder)."""
         path.unlink(missing_ok=True)
         folder = path.parent
-        while folder != self.root and self.root in folder.parents:
+        # The top folders (originals/, derivatives/) stay; the ones below them go when empty.
+        while folder.parent != self.root and self.root in folder.parents:
             try:
                 folder.rmdir()
             except OSError:  # not empty (or already gone): the folders above are in use
@@ -111,6 +112,16 @@ class LocalStorage(BlobStorage):
         start = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
 
         def scan() -> list[BlobInfo]:
+            # A folder that a delete empties goes at once; one that went mid-walk ends the
+            # walk with FileNotFoundError: walk again (what went had no blobs left).
+            for _ in range(5):
+                try:
+                    return walk()
+                except FileNotFoundError:
+                    continue
+            return walk()
+
+        def walk() -> list[BlobInfo]:
             found = []
             for path in start.rglob("*"):
                 if not path.is_file() or path.name.startswith(PARTIAL_PREFIX):
@@ -134,7 +145,8 @@ class LocalStorage(BlobStorage):
             # folders (an image's, once its files went) are removed but not counted.
             for folder, _, files in os.walk(self.root, topdown=False):
                 here = Path(folder)
-                idle = here != self.root and _older(here, older_than)  # before we touch it
+                # Judged before we touch it; the top folders (originals/, ...) stay.
+                idle = self.root in here.parents[1:] and _older(here, older_than)
                 for name in files:
                     path = here / name
                     if name.startswith(PARTIAL_PREFIX) and _older(path, older_than):
