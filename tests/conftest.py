@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -49,14 +50,19 @@ TEST_LIMITS = {
 }
 
 
+def missing_service(message: str) -> NoReturn:
+    """Skip the test for want of a service, or fail it under ``IAP_TEST_REQUIRE_SERVICES=1``
+    (as in CI, where a skipped integration test would hide a broken set-up)."""
+    if os.environ.get("IAP_TEST_REQUIRE_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def _require(name: str) -> str:
     value = os.environ.get(name)
     if value:
         return value
-    message = f"{name} is not set; the scaled-deployment tests need it"
-    if os.environ.get("IAP_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing_service(f"{name} is not set; the scaled-deployment tests need it")
 
 
 def _ephemeral_ports() -> range:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from tests.chaos.harness import (
 )
 from tests.conftest import TEST_LIMITS, settings_env
 from tests.conftest import _free_port as free_port
-from tests.ops.conftest import Running
+from tests.ops.conftest import Running, stop_all
 
 REPORT = pytest.StashKey[list[str]]()
 
@@ -153,15 +152,7 @@ class Processes:
         )
 
     def close(self) -> None:
-        for running in self.started:
-            if running.proc.poll() is None:
-                running.proc.send_signal(signal.SIGTERM)
-        for running in self.started:
-            try:
-                running.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                running.proc.kill()
-                running.proc.wait()
+        stop_all(self.started, timeout=30)
 
 
 @pytest.fixture

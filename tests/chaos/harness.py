@@ -29,6 +29,7 @@ import pytest
 import redis
 
 from tests.conftest import _free_port as free_port
+from tests.conftest import missing_service
 
 # Where Debian puts the PostgreSQL binaries when they are not on PATH.
 POSTGRES_DIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
@@ -47,10 +48,7 @@ def binary(name: str, *extra_dirs: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    message = f"{name} is not installed; the chaos tests start private servers from it"
-    if os.environ.get("IAP_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing_service(f"{name} is not installed; the chaos tests start private servers from it")
 
 
 def wait_until(

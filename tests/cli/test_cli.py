@@ -369,15 +369,24 @@ def test_gc_removes_old_orphans_and_keeps_young_ones(
     assert not asyncio.run(exists())
 
 
-def test_gc_removes_orphan_derivative_folders_with_their_partial_files(
+@pytest.fixture
+def local_store(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    """What a delete during an analysis, or a worker killed mid-write, leaves in the store."""
+) -> tuple[LocalStorage, dict[str, str | None]]:
+    """An embedded deployment's store, and the environment of its ``iap`` commands."""
     settings = settings_for("embedded", request, tmp_path / "deploy")
     env = env_for(settings)
     assert iap("migrate", env=env).exit_code == 0
     storage = create_storage(settings)
     assert isinstance(storage, LocalStorage)
+    return storage, env
+
+
+def test_gc_removes_orphan_derivative_folders_with_their_partial_files(
+    local_store: tuple[LocalStorage, dict[str, str | None]],
+) -> None:
+    """What a delete during an analysis, or a worker killed mid-write, leaves in the store."""
+    storage, env = local_store
     gone = storage.root / "derivatives" / str(uuid.uuid4())
     thumbnail = f"{gone.relative_to(storage.root).as_posix()}/thumb-256.webp"
     asyncio.run(storage.put(thumbnail, io.BytesIO(b"webp"), "image/webp"))
@@ -397,13 +406,9 @@ def test_gc_removes_orphan_derivative_folders_with_their_partial_files(
 
 
 def test_gc_keeps_partial_files_younger_than_the_grace_period(
-    request: pytest.FixtureRequest, tmp_path: Path
+    local_store: tuple[LocalStorage, dict[str, str | None]],
 ) -> None:
-    settings = settings_for("embedded", request, tmp_path / "deploy")
-    env = env_for(settings)
-    assert iap("migrate", env=env).exit_code == 0
-    storage = create_storage(settings)
-    assert isinstance(storage, LocalStorage)
+    storage, env = local_store
     writing = storage.root / "originals" / ".tmp-in-flight"
     writing.parent.mkdir(parents=True)
     writing.write_bytes(b"an upload being written")

@@ -94,14 +94,21 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
         return running
 
     yield start
+    stop_all(started, timeout=60)
+
+
+def stop_all(started: list[Running], timeout: float) -> None:
+    """Stop what still runs as a deployment would (SIGTERM, all at once), and kill what has
+    not exited within ``timeout`` seconds."""
     for running in started:
         if running.proc.poll() is None:
             running.proc.send_signal(signal.SIGTERM)
-            try:
-                running.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                running.proc.kill()
-                running.proc.wait()
+    for running in started:
+        try:
+            running.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            running.proc.kill()
+            running.proc.wait()
 
 
 @pytest.fixture
