@@ -240,6 +240,14 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, DatabaseUnavailable.status, headers={"Retry-After": "5"})
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A driver error SQLAlchemy did not classify: a connection the server cut mid-query (a
+    restart, a failover) is the database being unavailable; anything else is a bug."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return await _database_down(request, exc)
+    return await _unexpected(request, exc)
+
+
 async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
     # Nobody is listening any more; the answer is for the access log only.
     body = error_body(ClientDisconnected.detail, ClientDisconnected.code)
@@ -257,5 +265,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for db_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(db_error, _database_down)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -310,7 +310,10 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
     assert not damaged, f"originals missing or altered: {sorted(damaged)}"
     assert not orphans_after_gc, f"files no image owns, after `iap gc`: {orphans_after_gc}"
     # A message delivered twice does its work once (see iap.queue): no job ran to its end twice.
-    assert sum(completions.values()) >= UPLOADS, "the workers' log no longer says `job .. done`"
+    # (A worker killed between recording a job and logging it loses that one line: at most
+    # one per kill.)
+    logged = sum(completions.values())
+    assert logged >= UPLOADS - pool.kills, "the workers' log no longer says `job .. done`"
     twice = sorted(job for job, count in completions.items() if count > 1)
     assert not twice, f"jobs that ran to completion twice: {twice}"
     assert private_rabbitmq.restarts == 1

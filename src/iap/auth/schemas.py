@@ -20,6 +20,13 @@ Username = Annotated[
 Password = Annotated[str, Field(min_length=8, max_length=256)]
 
 
+# What EmailStr (email-validator, without a DNS look-up) refuses besides malformed addresses.
+EMAIL_RULE = (
+    "An email address. Special-use domains (RFC 6761: .test, .local, .localhost, .invalid, "
+    ".onion, .arpa) are refused."
+)
+
+
 class SignupIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -35,7 +42,7 @@ class SignupIn(BaseModel):
     )
 
     username: Username
-    email: EmailStr
+    email: EmailStr = Field(description=EMAIL_RULE)
     password: Password
 
 
@@ -69,7 +76,7 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr | None = None
+    email: EmailStr | None = Field(None, description=EMAIL_RULE)
     password: Password | None = None
     current_password: str | None = None
 
