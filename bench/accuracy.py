@@ -1,5 +1,5 @@
 """Accuracy of the text (OCR) and faces analysers on the accuracy set, run on demand:
-`PYTHONPATH=src .venv/bin/python bench/accuracy.py`.
+`.venv/bin/python bench/accuracy.py`.
 
 The set is made by ``tests/analysis/accuracy.py`` (also used by the floors in
 ``tests/analysis/test_accuracy.py``): known phrases drawn into enlarged sample photos at
