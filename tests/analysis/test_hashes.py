@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import blurhash
 import imagehash
+import numpy as np
 from PIL import Image
 
 from iap.analysis.analysers.hashes import HashesAnalyser, HashesResult
@@ -64,3 +65,16 @@ def test_blurhash_keeps_the_layout() -> None:
     left, right = row[0], row[-1]
     assert left[0] > left[2] + 80  # red on the left
     assert right[2] > right[0] + 80  # blue on the right
+
+
+def test_phash_is_imagehash_phash_of_the_same_copy() -> None:
+    # The analyser computes imagehash's pHash with OpenCV's DCT (SciPy stays unloaded): the
+    # bits must be the very ones imagehash gives for the copy it hashes.
+    from iap.analysis.analysers.hashes import HASH_SIDE
+
+    rng = np.random.default_rng(5)
+    noise = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(8)]
+    for image in (astronaut(), coffee(), halves(RED, BLUE), *noise):
+        decoded_image = decoded(image, "PNG")
+        expected = str(imagehash.phash(decoded_image.grey_at(HASH_SIDE)))
+        assert hashes_of(image).phash == expected

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from iap.analysis.analysers.base import AnalyserResult, Output
@@ -103,12 +102,13 @@ class ColoursAnalyser:
         linear = _srgb_to_linear(srgb / 255.0)
         lab = _linear_to_lab(linear)
         chroma = np.hypot(lab[:, 1], lab[:, 2])
+        colourfulness = _colourfulness(srgb)
         return Output(
             ColoursResult(
                 dominant=_dominant(lab),
                 average=_colour(_linear_to_lab(linear.mean(axis=0, keepdims=True))[0]),
-                colourfulness=round(_colourfulness(srgb), 2),
-                colourfulness_label=_colourfulness_label(_colourfulness(srgb)),
+                colourfulness=round(colourfulness, 2),
+                colourfulness_label=_colourfulness_label(colourfulness),
                 is_greyscale=bool(np.percentile(chroma, 99) < GREY_CHROMA),
             )
         )
@@ -117,12 +117,10 @@ class ColoursAnalyser:
 def _visible_pixels(image: DecodedImage) -> FloatArray:
     """The sample's pixels as an (n, 3) array of sRGB 0-255, without the transparent ones
     (unless everything is transparent)."""
-    sample = image.rgb.copy()
-    sample.thumbnail((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.BILINEAR)
-    pixels = np.asarray(sample, dtype=np.float64).reshape(-1, 3)
-    if image.alpha is None:
+    pixels = np.asarray(image.rgb_at(SAMPLE_SIDE), dtype=np.float64).reshape(-1, 3)
+    alpha = image.alpha_at(SAMPLE_SIDE)
+    if alpha is None:
         return pixels
-    alpha = image.alpha.resize(sample.size, Image.Resampling.BILINEAR)
     opaque = np.asarray(alpha).reshape(-1) >= OPAQUE_ENOUGH
     return pixels[opaque] if opaque.any() else pixels
 
@@ -177,32 +175,42 @@ def _kmeans(
     sizes. Stops adding seeds when every point coincides with one (fewer distinct colours
     than k)."""
     centres = [points[rng.integers(len(points))]]
+    # Each point's squared distance to its nearest seed so far.
+    nearest = ((points - centres[0]) ** 2).sum(axis=1)
     for _ in range(1, k):
-        distances = _squared_distances(points, np.array(centres)).min(axis=1)
-        total = distances.sum()
+        total = nearest.sum()
         if total <= 0:
             break
-        centres.append(points[rng.choice(len(points), p=distances / total)])
+        centres.append(points[rng.choice(len(points), p=nearest / total)])
+        nearest = np.minimum(nearest, ((points - centres[-1]) ** 2).sum(axis=1))
     centre_array = np.array(centres)
     for _ in range(ITERATIONS):
-        labels = _squared_distances(points, centre_array).argmin(axis=1)
-        moved = np.array(
+        labels = _nearest(points, centre_array)
+        counts = np.bincount(labels, minlength=len(centre_array))
+        sums = np.stack(
             [
-                points[labels == i].mean(axis=0) if np.any(labels == i) else centre_array[i]
-                for i in range(len(centre_array))
-            ]
+                np.bincount(labels, weights=points[:, c], minlength=len(centre_array))
+                for c in range(3)
+            ],
+            axis=1,
+        )
+        # An empty cluster keeps its centre.
+        moved = np.where(
+            counts[:, np.newaxis] > 0, sums / np.maximum(counts, 1)[:, np.newaxis], centre_array
         )
         if np.allclose(moved, centre_array, atol=1e-3):
             break
         centre_array = moved
-    labels = _squared_distances(points, centre_array).argmin(axis=1)
+    labels = _nearest(points, centre_array)
     counts = np.bincount(labels, minlength=len(centre_array)).astype(np.int64)
     keep = counts > 0
     return centre_array[keep], counts[keep]
 
 
-def _squared_distances(points: FloatArray, centres: FloatArray) -> FloatArray:
-    return np.asarray(((points[:, np.newaxis, :] - centres[np.newaxis, :, :]) ** 2).sum(axis=2))
+def _nearest(points: FloatArray, centres: FloatArray) -> npt.NDArray[np.intp]:
+    """Index of each point's nearest centre. |p - c|² = |p|² - 2 p·c + |c|², and |p|² is the
+    same for every centre: one matrix product instead of an (n, k, 3) array of differences."""
+    return np.asarray(((centres**2).sum(axis=1) - 2 * points @ centres.T).argmin(axis=1))
 
 
 def _merge_close(

