@@ -134,6 +134,8 @@ LAZY_IMPORTS_ALLOWED = {
     ("iap.models", "iap.auth.models"),
     ("iap.models", "iap.events.models"),
     ("iap.models", "iap.images.models"),
+    # boto3 (about 24 MB per process) loads only where storage is S3.
+    ("iap.storage", "iap.storage.s3"),
 }
 
 
@@ -211,3 +213,28 @@ def test_every_task_is_declared_once_with_a_queue_of_its_choosing(
     assert declared == {task.name: task.queue_name(settings) for task in TASKS}
     assert declared["analyse_image"] == settings.queue_name
     assert declared["deliver_webhook"] == f"{settings.queue_name}-webhooks"
+
+
+def test_a_worker_on_local_disk_loads_neither_boto3_nor_scipy(tmp_path: Path) -> None:
+    # Each costs every process that imports it tens of MB (boto3 ~24, SciPy ~28): a worker or
+    # an embedded server that stores on disk, and a pass, need neither.
+    import subprocess
+    import sys
+
+    script = (
+        "import io, sys\n"
+        "from PIL import Image\n"
+        "import iap.app, iap.worker\n"
+        "from iap.config import Settings\n"
+        "from iap.storage import create_storage\n"
+        "from iap.analysis.analysers import ANALYSERS\n"
+        "from iap.analysis.pipeline import run_pass\n"
+        f"create_storage(Settings(_env_file=None, data_dir={str(tmp_path)!r}))\n"
+        "out = io.BytesIO(); Image.new('RGB', (64, 48), 'teal').save(out, 'JPEG')\n"
+        "run_pass(io.BytesIO(out.getvalue()), [a for a in ANALYSERS if a.name != 'text'])\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'scipy') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"
