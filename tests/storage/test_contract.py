@@ -59,6 +59,16 @@ async def test_put_from_a_file_then_read_is_byte_exact(
     assert await read_all(storage, "originals/blob") == data
 
 
+async def test_read_all_is_the_whole_blob_and_a_missing_one_is_not_found(
+    storage: BlobStorage,
+) -> None:
+    data = os.urandom(3 * MB + 17)
+    await put_bytes(storage, "originals/whole", data)
+    assert await storage.read_all("originals/whole") == data
+    with pytest.raises(BlobNotFound):
+        await storage.read_all("originals/missing")
+
+
 async def test_put_replaces_an_existing_blob(storage: BlobStorage) -> None:
     await put_bytes(storage, "k", b"first version, longer")
     await put_bytes(storage, "k", b"second")

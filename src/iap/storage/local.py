@@ -88,6 +88,13 @@ class LocalStorage(BlobStorage):
         finally:
             await to_thread.run_sync(handle.close)
 
+    async def read_all(self, key: str) -> bytes:
+        # One read into one buffer: joining chunks would hold the blob twice at the end.
+        try:
+            return await to_thread.run_sync(self._path(key).read_bytes)
+        except FileNotFoundError:
+            raise BlobNotFound() from None
+
     async def delete(self, key: str) -> None:
         await to_thread.run_sync(self._delete, self._path(key))
 
