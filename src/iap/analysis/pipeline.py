@@ -91,6 +91,8 @@ def run_pass(
 
     A decode failure raises: without pixels no analyser can run. ``lost``, asked before each
     step, stops the pass (``PassStopped``) when it answers True (say, the image was deleted).
+    ``source`` is closed once decoded: a ``BytesIO`` then lets go of the original's bytes
+    (up to the upload limit) for the rest of the pass, if the caller holds no other reference.
     """
 
     def check() -> None:
@@ -113,6 +115,8 @@ def run_pass(
             ) from None
         except Exception as exc:
             raise UndecodableImage(f"the stored original could not be decoded: {exc}") from exc
+        finally:
+            source.close()
         decode_ms = (time.perf_counter() - started) * 1000
         outcomes = []
         for analyser in analysers:

@@ -79,14 +79,14 @@ class AnalysisHandler:
         self._announce(ticket.user_id, "analysis.started", ticket, attempt=ticket.attempt)
         heartbeat = self._on_loop(self._start_heartbeat(ticket))
         try:
-            data = self._on_loop(self.context.storage.read_all(ticket.storage_key))
+            # Only the BytesIO holds the original: the pass closes it once decoded.
+            source = io.BytesIO(self._on_loop(self.context.storage.read_all(ticket.storage_key)))
             disabled = self.context.settings.disabled_analyser_names
             chosen = ANALYSERS if ticket.analysers is None else by_name(ticket.analysers)
             analysers = [a for a in chosen if a.name not in disabled]
             decode_ms, outcomes = run_pass(
-                io.BytesIO(data), analysers, lost=lambda: not self._on_loop(self._holds(ticket))
+                source, analysers, lost=lambda: not self._on_loop(self._holds(ticket))
             )
-            del data
             observe_pass(decode_ms, outcomes)
             end = self._on_loop(self._record_success(ticket, outcomes))
         except PassStopped:
