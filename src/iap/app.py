@@ -22,7 +22,8 @@ from iap.analysis.router import router as analysis_router
 from iap.analysis.schemas import document_runnable_analysers
 from iap.auth.router import router as auth_router
 from iap.config import Settings, load_settings
-from iap.errors import error_responses, install_error_handlers, publish_error_schema
+from iap.error_handlers import install_error_handlers
+from iap.errors import error_responses, publish_error_schema
 from iap.events.router import router as events_router
 from iap.events.router import webhooks as webhooks_router
 from iap.images import service as image_service
