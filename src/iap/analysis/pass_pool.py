@@ -94,6 +94,8 @@ class _Child:
         self.process = process
         self.conn = conn
         self.slot = slot
+        # Ending it (died, stopped, killed) happens once, in whichever thread gets there first.
+        self._ending = threading.Lock()
         self._ended = False
 
     @property
@@ -174,41 +176,44 @@ class _Child:
             raise self._died(doing) from None
 
     def _died(self, doing: str) -> AnalysisProcessDied:
-        self.process.join(EXIT_TIMEOUT_SECONDS)
-        how = _describe_end(self.process.exitcode)
-        self._end(f"died ({how}) {doing}", logging.WARNING)
+        with self._ending:
+            if self._ended:  # the pool, shutting down, stopped it meanwhile
+                return AnalysisProcessDied(f"the analysis process was stopped {doing}")
+            self.process.join(EXIT_TIMEOUT_SECONDS)
+            how = _describe_end(self.process.exitcode)
+            self._end(f"died ({how}) {doing}", logging.WARNING)
         return AnalysisProcessDied(f"the analysis process died ({how}) {doing}")
 
     def reap(self) -> None:
         """Note the end of a child that died between passes."""
-        if not self._ended:
-            self.process.join(EXIT_TIMEOUT_SECONDS)
-            self._end(
-                f"died ({_describe_end(self.process.exitcode)}) between passes", logging.WARNING
-            )
+        with self._ending:
+            if not self._ended:
+                self.process.join(EXIT_TIMEOUT_SECONDS)
+                how = _describe_end(self.process.exitcode)
+                self._end(f"died ({how}) between passes", logging.WARNING)
 
     def stop(self) -> None:
         """Ask the child to exit (its pipe closes); kill it if it does not."""
-        if self._ended:
-            return
-        with contextlib.suppress(OSError):
-            self.conn.send(("exit",))
-        self.process.join(EXIT_TIMEOUT_SECONDS)
-        if self.process.exitcode is None:
-            self.process.kill()
-            self.process.join()
-        self._end(f"exited ({_describe_end(self.process.exitcode)})", logging.INFO)
+        with self._ending:
+            if self._ended:
+                return
+            with contextlib.suppress(OSError):
+                self.conn.send(("exit",))
+            self.process.join(EXIT_TIMEOUT_SECONDS)
+            if self.process.exitcode is None:
+                self.process.kill()
+                self.process.join()
+            self._end(f"exited ({_describe_end(self.process.exitcode)})", logging.INFO)
 
     def kill(self, why: str) -> None:
-        if self._ended:
-            return
-        self.process.kill()
-        self.process.join()
-        self._end(f"killed {why}", logging.WARNING)
+        with self._ending:
+            if self._ended:
+                return
+            self.process.kill()
+            self.process.join()
+            self._end(f"killed {why}", logging.WARNING)
 
     def _end(self, how: str, level: int) -> None:
-        if self._ended:
-            return
         self._ended = True
         self.conn.close()
         log.log(level, "analysis process %s %s (slot %d)", self.pid, how, self.slot)
@@ -247,18 +252,24 @@ class PassPool:
 
     def _warm(self) -> None:
         for slot in self._slots:
-            if self._closed.is_set():
-                return
-            try:
-                self._ensure(slot)
-            except Exception as exc:
-                log.warning("analysis process of slot %d did not start: %s", slot.index, exc)
-            self._idle.put(slot)
+            self._warm_slot(slot)
+
+    def _warm_slot(self, slot: _Slot) -> None:
+        if self._closed.is_set():
+            return
+        try:
+            self._ensure(slot)
+        except Exception as exc:
+            log.warning("analysis process of slot %d did not start: %s", slot.index, exc)
+        self._idle.put(slot)
 
     def pids(self) -> list[int]:
-        """The process ids of the children running now."""
-        with self._lock:
-            return [c.pid for c in self._children if c.pid is not None and c.alive()]
+        """The process ids of the children ready to run passes (started and warmed up)."""
+        return [
+            slot.child.pid
+            for slot in self._slots
+            if slot.child is not None and slot.child.pid is not None and slot.child.alive()
+        ]
 
     def run_pass(
         self, data: bytes, analysers: Sequence[str], lost: Callable[[], bool] | None = None
@@ -273,7 +284,12 @@ class PassPool:
             child = self._ensure(slot)
             return child.run(data, analysers, lost)
         finally:
-            self._idle.put(slot)
+            if slot.child is not None and slot.child.alive():
+                self._idle.put(slot)
+            else:  # it died or was killed: the next pass in this slot gets a warm child too
+                threading.Thread(
+                    target=self._warm_slot, args=(slot,), name="iap-analysis-restart", daemon=True
+                ).start()
 
     def _take(self) -> _Slot:
         while True:
