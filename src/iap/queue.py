@@ -223,6 +223,9 @@ class TaskQueue:
         return max(task.limits(self.settings).time_limit_ms for task in self.tasks)
 
     def worker(self, threads: int) -> dramatiq.Worker:
+        # Dramatiq's own CLI announces the process boot; without it the TimeLimit middleware
+        # never starts its timer and no attempt is ever stopped at its time limit.
+        self.broker.emit_after("process_boot")
         return dramatiq.Worker(self.broker, worker_threads=threads)
 
     def check(self) -> None:
