@@ -52,6 +52,8 @@ START_TIMEOUT_SECONDS = 120.0
 EXIT_TIMEOUT_SECONDS = 5.0
 # How often a child checks that the process that started it is still there.
 ORPHAN_CHECK_SECONDS = 1.0
+# Scheduling priority of the children, below the API process's (0): 10 of Linux's 19 steps.
+ANALYSIS_NICENESS = 10
 
 
 class AnalysisProcessDied(Exception):
@@ -377,6 +379,9 @@ def serve_passes(conn: Connection, config: ChildConfig, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(config.log_level, config.log_format)
+    # Analysis is background work that shares the machine with the API: when the CPUs are
+    # busy, requests go first and passes take what is left.
+    os.nice(ANALYSIS_NICENESS)
     threading.Thread(
         target=_exit_with, args=(parent,), name="iap-orphan-check", daemon=True
     ).start()
