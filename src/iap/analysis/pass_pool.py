@@ -52,7 +52,7 @@ START_TIMEOUT_SECONDS = 120.0
 EXIT_TIMEOUT_SECONDS = 5.0
 # How often a child checks that the process that started it is still there.
 ORPHAN_CHECK_SECONDS = 1.0
-# Scheduling priority of the children, below the API process's (0): 10 of Linux's 19 steps.
+# Where SCHED_IDLE is not offered: the children's priority, below the API process's (0).
 ANALYSIS_NICENESS = 10
 
 
@@ -378,10 +378,8 @@ def serve_passes(conn: Connection, config: ChildConfig, parent: int) -> None:
     # must not kill a pass the parent is still waiting for while it drains.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _yield_to_the_api()
     configure_logging(config.log_level, config.log_format)
-    # Analysis is background work that shares the machine with the API: when the CPUs are
-    # busy, requests go first and passes take what is left.
-    os.nice(ANALYSIS_NICENESS)
     threading.Thread(
         target=_exit_with, args=(parent,), name="iap-orphan-check", daemon=True
     ).start()
@@ -400,6 +398,19 @@ def serve_passes(conn: Connection, config: ChildConfig, parent: int) -> None:
             del reply
     except (EOFError, OSError, _ParentGone):
         return  # the parent closed the pipe, or is gone
+
+
+def _yield_to_the_api() -> None:
+    """Run this process (and the threads it starts) only on CPU time the API leaves over.
+
+    Analysis is background work that shares the machine with the API. A lower nice value is
+    not enough: a request's thread that wakes up still waits for the pass to be preempted,
+    several times per request. Linux's SCHED_IDLE lets it preempt at once. Passes then wait
+    while every CPU is busy with other work; the task's time limit bounds that wait."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux
+        os.nice(ANALYSIS_NICENESS)
 
 
 def _exit_with(parent: int) -> None:
