@@ -9,9 +9,13 @@ flight, against servers started here as subprocesses:
 - the scaled deployment: `iap serve` and `iap worker` on PostgreSQL, Redis, RabbitMQ and S3
   (moto's server), named by the variables the tests use (IAP_TEST_POSTGRES_URL,
   IAP_TEST_REDIS_URL, IAP_TEST_AMQP_URL), with a new database, bucket, queue and Redis prefix.
-Reads are measured first, on images whose analysis has finished (a quiet server); uploads after,
-while their analysis runs on the same CPUs, as it does in use. Everything started is stopped and
-everything created is removed at the end.
+Reads are measured first, on images whose analysis has finished (a quiet server); then, with
+few in flight (--probe-concurrency), at rest and while a backlog of uploads is being analysed
+(the difference is what analysis costs the API's other requests); uploads after, while their
+analysis runs on the same CPUs, as it does in use. The run ends with the goals: on the
+embedded default, reads while analysing within 2x of reads at rest, and uploads within 1.5x of
+the scaled deployment's (p99 each). Everything started is stopped and everything created is
+removed at the end.
 
 While each measurement runs, the CPU (cores in use, on average) and the peak memory (resident
 set) of each iap process are sampled from /proc: the figures behind the Kubernetes resource
@@ -205,12 +209,16 @@ def start_bare(stack: ExitStack, workdir: Path) -> Server:
     return Server("bare FastAPI (ceiling)", url, "/upload", "/item/{id}", iap=False, log=log)
 
 
-def start_embedded(stack: ExitStack, workdir: Path, disabled: str) -> Server:
+def start_embedded(
+    stack: ExitStack, workdir: Path, disabled: str, analysis_processes: int | None
+) -> Server:
     port = free_port()
     env = base_env() | {
         "IAP_DATA_DIR": str(workdir / "embedded"),
         "IAP_DISABLED_ANALYSERS": disabled,
     }
+    if analysis_processes is not None:
+        env["IAP_ANALYSIS_PROCESSES"] = str(analysis_processes)
     log = workdir / "embedded.log"
     proc = stack.enter_context(process(iap_command("serve", "--port", str(port)), env, log))
     url = f"http://127.0.0.1:{port}"
@@ -563,6 +571,67 @@ class Pair:
     measured: Measured
     ceiling: Measured
     usage: dict[str, Usage] = field(default_factory=dict)
+    note: str = ""
+
+
+async def upload_backlog(
+    client: httpx.AsyncClient, server: Server, jpegs: Jpegs, count: int, concurrency: int
+) -> list[str]:
+    """Upload ``count`` images as fast as they are taken; their analysis is then queued."""
+    ids: list[str] = []
+    lanes = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with lanes:
+            response = await upload(client, server, jpegs)
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return ids
+
+
+async def unfinished(client: httpx.AsyncClient, server: Server, ids: list[str]) -> int:
+    """How many of ``ids`` the database still has queued or running."""
+    count = 0
+    for image_id in ids:
+        job = (await client.get(f"/image/{image_id}/analysis", headers=server.headers)).json()
+        count += job["job"]["status"] not in {"succeeded", "failed"}
+    return count
+
+
+@dataclass
+class Responsiveness:
+    """Reads at rest and while a backlog of uploads is analysed, with few in flight: the
+    latency then tells how soon the API gets to a request, not how long requests queue."""
+
+    at_rest: Measured
+    busy: Measured
+    usage: dict[str, Usage]
+    note: str
+
+
+async def reads_while_analysing(
+    server: Server,
+    client: httpx.AsyncClient,
+    ids: list[str],
+    jpegs: Jpegs,
+    args: argparse.Namespace,
+) -> Responsiveness:
+    """Reads at rest, then while a backlog of uploads is analysed (no upload is handled
+    meanwhile: what the reads feel is the analysis alone). The note says whether the backlog
+    outlasted the measurement, without which the figure flatters."""
+    request = reader(server, ids)
+    lanes = args.probe_concurrency
+    at_rest = await drive(client, request, lanes, args.seconds)
+    backlog = await upload_backlog(client, server, jpegs, args.backlog, args.concurrency)
+    with Sampler(server.processes) as sampler:
+        busy = await drive(client, request, lanes, args.seconds)
+    left = await unfinished(client, server, backlog)
+    await wait_analysed(client, server, backlog)
+    state = "busy throughout" if left else "DRAINED EARLY: raise --backlog"
+    note = f"backlog of {len(backlog)} uploads, {left} still unanalysed at the end ({state})"
+    return Responsiveness(at_rest, busy, sampler.usage, note)
 
 
 @asynccontextmanager
@@ -616,6 +685,16 @@ async def measure(
                 usages.append(sampler.usage)
             ceiling, measured = figures
             pairs.append(Pair(operation, replace(measured, label=target.label), ceiling, usages[1]))
+            if operation == "reads":
+                # Beside the bare app's reads at rest: it runs no analysis to be slowed by.
+                _, target_client, target_ids = lanes[1]
+                found = await reads_while_analysing(target, target_client, target_ids, jpegs, args)
+                for name, figure, usage in (
+                    ("reads at rest", found.at_rest, {}),
+                    ("reads while analysing", found.busy, found.usage),
+                ):
+                    labelled = replace(figure, label=target.label)
+                    pairs.append(Pair(name, labelled, ceiling, usage, found.note))
     return pairs
 
 
@@ -638,13 +717,45 @@ def print_table(title: str, pairs: list[Pair]) -> None:
     print()
 
 
+def p99_of(pairs: list[Pair], label: str, operation: str) -> float | None:
+    for pair in pairs:
+        if pair.measured.label == label and pair.operation == operation:
+            return pair.measured.percentile(99)
+    return None
+
+
+def print_goals(pairs: list[Pair], embedded: str, scaled: str, lanes: int) -> None:
+    """The embedded default's two goals, from this run's figures."""
+    print("== goals (embedded default, p99)")
+    rest = p99_of(pairs, embedded, "reads at rest")
+    busy = p99_of(pairs, embedded, "reads while analysing")
+    if rest is not None and busy is not None:
+        ratio = busy / rest
+        print(
+            f"  GET /image/{{id}} ({lanes} in flight) at rest {rest:.1f} ms, while analysing "
+            f"{busy:.1f} ms: {ratio:.2f}x (goal <= 2x: {'met' if ratio <= 2 else 'NOT met'})"
+        )
+    embedded_uploads = p99_of(pairs, embedded, "uploads")
+    scaled_uploads = p99_of(pairs, scaled, "uploads")
+    if embedded_uploads is not None and scaled_uploads is not None:
+        ratio = embedded_uploads / scaled_uploads
+        print(
+            f"  POST /image/upload embedded {embedded_uploads:.1f} ms, scaled "
+            f"{scaled_uploads:.1f} ms: {ratio:.2f}x (goal <= 1.5x: "
+            f"{'met' if ratio <= 1.5 else 'NOT met'})"
+        )
+    else:
+        print("  POST /image/upload embedded vs scaled: no scaled figure in this run")
+    print()
+
+
 def print_usage(pairs: list[Pair]) -> None:
     print("== resources while measured (process trees, sampled from /proc every 0.2 s)")
-    print(f"  {'deployment':<42}{'operation':<10}{'process':<12}{'CPU cores':>10}{'peak MiB':>10}")
+    print(f"  {'deployment':<42}{'operation':<23}{'process':<12}{'CPU cores':>10}{'peak MiB':>10}")
     for pair in pairs:
         for role, usage in pair.usage.items():
             print(
-                f"  {pair.measured.label:<42}{pair.operation:<10}{role:<12}"
+                f"  {pair.measured.label:<42}{pair.operation:<23}{role:<12}"
                 f"{usage.cores:>10.2f}{usage.peak_mib:>10.0f}"
             )
     print()
@@ -661,16 +772,35 @@ def main() -> None:
     )
     parser.add_argument("--worker-threads", type=int, default=2, help="threads of `iap worker`")
     parser.add_argument("--skip-scaled", action="store_true", help="only the embedded default")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=150,
+        help="uploads analysed while reads are measured again (enough to outlast --seconds)",
+    )
+    parser.add_argument(
+        "--probe-concurrency",
+        type=int,
+        default=2,
+        help="requests in flight for the reads at rest and while analysing",
+    )
+    parser.add_argument(
+        "--analysis-processes",
+        type=int,
+        default=None,
+        help="IAP_ANALYSIS_PROCESSES of the embedded server (default: its own default, 1)",
+    )
     args = parser.parse_args()
 
     services = None if args.skip_scaled else Services.from_env()
     jpegs = Jpegs()
+    processes = "default (1)" if args.analysis_processes is None else args.analysis_processes
     print(
         f"machine: {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at the start), "
         f"Python {platform.python_version()}; one httpx client, {args.concurrency} requests in "
         f"flight, {args.seconds:g} s per measurement after {args.warmup:g} s of warm-up; "
         f"{jpegs.sizes} JPEGs (640x480); analysers off: {args.disabled_analysers or 'none'}; "
-        "rate limits lifted"
+        f"embedded analysis processes: {processes}; rate limits lifted"
     )
     if services is None and not args.skip_scaled:
         print(
@@ -684,7 +814,9 @@ def main() -> None:
         workdir = Path(tmp)
         bare = start_bare(bare_stack, workdir)
         starters: list[Callable[[ExitStack], Server]] = [
-            lambda stack: start_embedded(stack, workdir, args.disabled_analysers)
+            lambda stack: start_embedded(
+                stack, workdir, args.disabled_analysers, args.analysis_processes
+            )
         ]
         if services is not None:
             scaled = services
@@ -708,6 +840,18 @@ def main() -> None:
         "metadata: GET /image/{id}; bare: GET /item/{id} (a dict)",
         [pair for pair in results if pair.operation == "reads"],
     )
+    probes = [p for p in results if p.operation in {"reads at rest", "reads while analysing"}]
+    print_table(
+        f"metadata with {args.probe_concurrency} in flight, at rest then while a backlog of "
+        "uploads is analysed; bare: the reads above",
+        probes,
+    )
+    for pair in probes[1::2]:
+        print(f"  {pair.measured.label}: {pair.note}")
+    print()
+    labels = [pair.measured.label for pair in results]
+    scaled_label = next((label for label in labels if label.startswith("scaled")), "")
+    print_goals(results, "embedded (SQLite, files)", scaled_label, args.probe_concurrency)
     print_usage(results)
     print(
         "uploads are analysed while they are measured (in the API process when embedded, by "

@@ -43,6 +43,10 @@ TEST_LIMITS = {
     # OCR costs about a second an image and every upload is analysed: the suite at large runs
     # without it; the analysis tests turn it on where they prove it.
     "disabled_analysers": "text",
+    # A child process for analysis costs each app a second or so to start and warm up, and
+    # the suite builds hundreds of apps: the suite at large runs passes in the worker's threads
+    # (as `iap worker` does); tests/analysis/test_pass_processes.py covers the child processes.
+    "analysis_processes": 0,
     # The webhook receivers in the tests listen on loopback.
     "webhook_allow_private": True,
     "webhook_min_backoff_ms": 100,

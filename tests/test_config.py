@@ -188,3 +188,15 @@ def test_dotenv_in_the_working_directory_is_read_and_the_environment_wins(
 def test_unknown_iap_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IAP_SOMETHING_ELSE", "whatever")
     assert load_settings().port == 8000
+
+
+def test_embedded_passes_run_in_one_child_process_unless_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().analysis_processes == 1
+    monkeypatch.setenv("IAP_ANALYSIS_PROCESSES", "0")
+    assert load_settings().analysis_processes == 0  # in the worker's threads
+    monkeypatch.setenv("IAP_ANALYSIS_PROCESSES", "-1")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert_one_line(caught.value, "IAP_ANALYSIS_PROCESSES")

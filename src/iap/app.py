@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iap import __version__
 from iap.admin.router import router as admin_router
+from iap.analysis.pass_pool import PassPool, child_config
 from iap.analysis.router import router as analysis_router
 from iap.analysis.schemas import document_runnable_analysers
 from iap.auth.router import router as auth_router
@@ -113,6 +114,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks.append(asyncio.create_task(_sweep_orphans(services)))
         worker = None
         if services.queue.in_process:
+            if settings.analysis_processes > 0:
+                # Started in the background: the API serves at once, and a pass asked for
+                # before a child is ready waits for it.
+                services.analysis_pool = PassPool(
+                    settings.analysis_processes,
+                    child_config(
+                        settings.log_level, settings.log_format, settings.disabled_analyser_names
+                    ),
+                )
+                services.analysis_pool.start()
             runtime = WorkerRuntime(services, asyncio.get_running_loop())
             runtime.install()
             worker = services.queue.worker(settings.worker_threads)
@@ -127,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if worker is not None:
                 # In a thread: in-flight jobs still need this loop to record their results.
                 await to_thread.run_sync(worker.stop, drain_timeout_ms(services.queue))
+            if services.analysis_pool is not None:
+                await to_thread.run_sync(services.analysis_pool.close)
             await close_services(services)
 
     app = FastAPI(

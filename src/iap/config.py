@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     worker_threads: PositiveInt = Field(
         2, description="Analysis threads: in the API process (embedded) or per worker process."
     )
+    analysis_processes: int = Field(
+        1,
+        ge=0,
+        description="Child processes that run the analysis passes of an in-process (embedded) "
+        "worker, so that their CPU work never holds the API's event loop up; 0 runs them in "
+        "the worker's threads. `iap worker` processes run passes in their own threads.",
+    )
     disabled_analysers: str = Field(
         "", description="Comma-separated analyser names not to run (e.g. text for no OCR)."
     )

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import dramatiq
 from anyio import to_thread
@@ -38,6 +38,9 @@ from iap.cache import Cache
 from iap.config import Settings
 from iap.observability.context import MessageContext, message_options
 from iap.storage import BlobStorage
+
+if TYPE_CHECKING:
+    from iap.analysis.pass_pool import PassPool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,6 +91,10 @@ class TaskContext(Protocol):
     def queue(self) -> TaskQueue: ...
     @property
     def notifier(self) -> Notifies: ...
+    @property
+    def analysis_pool(self) -> PassPool | None:
+        """Child processes for analysis passes (the embedded worker's); None: in threads."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,9 @@ class TaskQueue:
         return max(task.limits(self.settings).time_limit_ms for task in self.tasks)
 
     def worker(self, threads: int) -> dramatiq.Worker:
+        # Dramatiq's own CLI announces the process boot; without it the TimeLimit middleware
+        # never starts its timer and no attempt is ever stopped at its time limit.
+        self.broker.emit_after("process_boot")
         return dramatiq.Worker(self.broker, worker_threads=threads)
 
     def check(self) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from iap import migrations
 from iap.analysis.analysers import ANALYSERS
+from iap.analysis.pass_pool import PassPool
 from iap.cache import Cache, MemoryCache, RedisBreaker, RedisCache, create_redis
 from iap.config import ConfigError, Settings
 from iap.db import create_engine, create_sessionmaker
@@ -43,6 +44,8 @@ class Services:
     queue: TaskQueue
     events: EventBus
     notifier: Notifier
+    # Where the in-process worker runs its analysis passes; None: in its own threads.
+    analysis_pool: PassPool | None = None
 
 
 async def build_services(settings: Settings) -> Services:

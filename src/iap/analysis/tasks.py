@@ -1,7 +1,9 @@
 """The ``analyse_image`` task: its record, its handler, and how jobs are handed to it.
 
 The handler runs in a worker thread (see ``iap.worker``): its I/O goes to the worker's event
-loop through ``run``, while the CPU-bound pass (decode + analysers) stays in the thread.
+loop through ``run``, while the CPU-bound pass (decode + analysers) stays in the thread, or,
+for the embedded worker, goes to a child process (``iap.analysis.pass_pool``) that the thread
+waits on, so that the pass never holds the API's event loop up.
 """
 
 from __future__ import annotations
@@ -84,9 +86,17 @@ class AnalysisHandler:
             disabled = self.context.settings.disabled_analyser_names
             chosen = ANALYSERS if ticket.analysers is None else by_name(ticket.analysers)
             analysers = [a for a in chosen if a.name not in disabled]
-            decode_ms, outcomes = run_pass(
-                source, analysers, lost=lambda: not self._on_loop(self._holds(ticket))
-            )
+
+            def lost() -> bool:
+                return not self._on_loop(self._holds(ticket))
+
+            pool = self.context.analysis_pool
+            if pool is None:
+                decode_ms, outcomes = run_pass(source, analysers, lost=lost)
+            else:
+                names = [analyser.name for analyser in analysers]
+                decode_ms, outcomes = pool.run_pass(source.getvalue(), names, lost=lost)
+            del source
             observe_pass(decode_ms, outcomes)
             end = self._on_loop(self._record_success(ticket, outcomes))
         except PassStopped:
