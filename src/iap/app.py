@@ -120,7 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 services.analysis_pool = PassPool(
                     settings.analysis_processes,
                     child_config(
-                        settings.log_level, settings.log_format, settings.disabled_analyser_names
+                        settings.log_level,
+                        settings.log_format,
+                        settings.disabled_analyser_names,
+                        settings.analysis_processes,
                     ),
                 )
                 services.analysis_pool.start()

@@ -28,9 +28,8 @@ from iap.images.inspection import ALLOWED_FORMATS
 
 pillow_heif.register_heif_opener()
 
-# A pass is one core's work: passes run in parallel across worker processes, so libvips'
-# own threads would only compete with them. Its operation cache would keep pixels alive
-# between passes.
+# libvips' threads: as many as a pass may use (``process.prepare_process`` sets them; one
+# until then). Its operation cache would keep pixels alive between passes.
 pyvips.concurrency_set(1)
 pyvips.cache_set_max(0)
 

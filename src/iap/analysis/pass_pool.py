@@ -39,6 +39,7 @@ from PIL import Image, ImageDraw
 
 from iap.analysis.analysers import ANALYSERS, by_name
 from iap.analysis.pipeline import Outcome, PassStopped, UndecodableImage, run_pass
+from iap.analysis.process import prepare_process
 from iap.observability.logs import LogFormat, configure_logging
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class ChildConfig:
     log_format: LogFormat
     # The analysers it will run, warmed up before it says it is ready.
     analysers: tuple[str, ...]
+    # Threads each native library may use in its passes (``process.prepare_process``).
+    threads: int = 1
 
 
 # The parent's side ----------------------------------------------------------------------------
@@ -362,10 +365,16 @@ class PassPool:
             self._warmer.join(EXIT_TIMEOUT_SECONDS)
 
 
-def child_config(log_level: str, log_format: LogFormat, disabled: frozenset[str]) -> ChildConfig:
-    """The configuration of children that run every analyser but ``disabled``."""
+def child_config(
+    log_level: str, log_format: LogFormat, disabled: frozenset[str], children: int = 1
+) -> ChildConfig:
+    """The configuration of ``children`` children that run every analyser but ``disabled``.
+
+    They share the machine's cores: a child runs at the lowest priority (the API preempts it
+    at once), so its passes may use every core the API leaves idle."""
     names = tuple(a.name for a in ANALYSERS if a.name not in disabled)
-    return ChildConfig(log_level, log_format, names)
+    threads = max(1, (os.cpu_count() or 1) // max(1, children))
+    return ChildConfig(log_level, log_format, names, threads)
 
 
 # The child's side -----------------------------------------------------------------------------
@@ -379,6 +388,7 @@ def serve_passes(conn: Connection, config: ChildConfig, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _yield_to_the_api()
+    prepare_process(config.threads)
     configure_logging(config.log_level, config.log_format)
     threading.Thread(
         target=_exit_with, args=(parent,), name="iap-orphan-check", daemon=True

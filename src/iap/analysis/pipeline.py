@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
-import cv2
 from PIL import UnidentifiedImageError
 
 from iap.analysis.analysers.base import Analyser, DerivedFile
 from iap.analysis.decode import DecodedImage, decode
+from iap.analysis.process import prepare_process
 
 log = logging.getLogger(__name__)
 
@@ -43,42 +40,12 @@ class PassStopped(Exception):
     """The pass stopped early: its ``lost`` check said its work is no longer wanted."""
 
 
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_LARGE_BLOCK = 128 * 1024
-_prepared = False
 # One pass at a time per process. A pass is CPU-bound and keeps the GIL for much of its
 # time, so two in one process barely beat one, while each would hold its own images and its
 # own activations: worker processes, not threads, are what runs passes in parallel (the
 # threads overlap one job's pass with other jobs' reads and writes).
 _one_pass_at_a_time = threading.Lock()
 _WAIT_STEP_SECONDS = 0.5
-
-
-def prepare_process() -> None:
-    """Tune this process for passes; ``run_pass`` calls it once per process.
-
-    - One pass is one core's work (passes run in parallel across processes): OpenCV's own
-      threads would only compete with the other processes.
-    - glibc serves large blocks (a model's activations, an image's pixels) from the heap
-      once some have been freed, and a heap seldom shrinks: after a few passes a worker kept
-      the peak of every pass it ran. Blocks of 128 KiB and more now always get their own
-      mapping, returned to the system when freed; measured on the OCR detector, this cuts
-      the peak by a third for about 10 % more time.
-    """
-    global _prepared
-    if _prepared:
-        return
-    _prepared = True
-    cv2.setNumThreads(1)
-    if sys.platform.startswith("linux"):
-        libc_name = ctypes.util.find_library("c")
-        if libc_name is not None:
-            libc = ctypes.CDLL(libc_name)
-            if hasattr(libc, "mallopt"):  # glibc; musl has none and needs none
-                libc.mallopt(_M_MMAP_THRESHOLD, _LARGE_BLOCK)
-                libc.mallopt(_M_TRIM_THRESHOLD, _LARGE_BLOCK)
 
 
 def run_pass(
