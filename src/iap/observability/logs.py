@@ -100,7 +100,7 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
     root.setLevel(level.upper())
     # Libraries' warnings (Pillow's about damaged files, say) become records like any other.
     warnings.showwarning = _log_warning
-    # Chatter that would drown iap's own lines: pika's every connection step, and the plugins
-    # Alembic sets up each time it runs.
-    for name in ("pika", "alembic.runtime.plugins"):
+    # Chatter that would drown iap's own lines: pika's every connection step, the plugins
+    # Alembic sets up each time it runs, and libvips' notes on every resize.
+    for name in ("pika", "alembic.runtime.plugins", "pyvips"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
