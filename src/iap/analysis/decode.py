@@ -213,27 +213,18 @@ def _streamed(source: BinaryIO, max_side: int, has_alpha: bool) -> Image.Image |
             size="down",
             no_rotate=True,
         )
-        if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
-            image = image.colourspace("srgb")
-        if image.bands in (1, 2):
+        # Greyscale, 16-bit, CMYK...: 8-bit sRGB, 3 bands, or 4 with alpha.
+        if image.interpretation != "srgb" or image.format != "uchar" or image.bands < 3:
             image = image.colourspace("srgb")
         pixels = image.numpy()
     except pyvips.Error:
         return None
     finally:
         source.seek(0)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, np.newaxis]
-    bands = pixels.shape[2]
-    if bands >= 4:
-        frame = Image.fromarray(np.ascontiguousarray(pixels[:, :, :4]), "RGBA")
-    else:
-        frame = Image.fromarray(np.ascontiguousarray(pixels[:, :, :3]), "RGB")
-    if has_alpha and frame.mode != "RGBA":
-        frame = frame.convert("RGBA")
-    if not has_alpha and frame.mode != "RGB":
-        frame = frame.convert("RGB")
-    return frame
+    mode = "RGBA" if pixels.shape[2] >= 4 else "RGB"
+    frame = Image.fromarray(np.ascontiguousarray(pixels[:, :, : len(mode)]), mode)
+    wanted = "RGBA" if has_alpha else "RGB"
+    return frame if frame.mode == wanted else frame.convert(wanted)
 
 
 def _upright(frame: Image.Image, orientation: int) -> Image.Image:
