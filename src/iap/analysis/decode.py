@@ -15,6 +15,7 @@ Pillow's).
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
@@ -28,8 +29,9 @@ from iap.images.inspection import ALLOWED_FORMATS
 
 pillow_heif.register_heif_opener()
 
-# libvips' threads: as many as a pass may use (``process.prepare_process`` sets them; one
-# until then). Its operation cache would keep pixels alive between passes.
+# libvips gets one thread, as every native library does (``process.prepare_process``: a
+# pass runs analysers side by side instead). Its operation cache would keep pixels alive
+# between passes.
 pyvips.concurrency_set(1)
 pyvips.cache_set_max(0)
 
@@ -80,6 +82,9 @@ class DecodedImage:
     _levels: dict[tuple[Channel, int], Image.Image] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # Analysers running side by side ask for the same copies: each is made once, by the
+    # first to ask, while the others wait for it.
+    _making: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def scale(self) -> float:
@@ -93,10 +98,11 @@ class DecodedImage:
 
     def grey_at(self, side: int) -> Image.Image:
         """Luma (ITU-R 601, Pillow's "L") of ``rgb_at(side)``."""
-        key: tuple[Channel, int] = ("L", max(self._level("RGB", side).size))
-        if key not in self._levels:
-            self._levels[key] = self._level("RGB", side).convert("L")
-        return self._levels[key]
+        with self._making:
+            key: tuple[Channel, int] = ("L", max(self._level("RGB", side).size))
+            if key not in self._levels:
+                self._levels[key] = self._level("RGB", side).convert("L")
+            return self._levels[key]
 
     def alpha_at(self, side: int) -> Image.Image | None:
         """The alpha channel at the size of ``rgb_at(side)``; None when the image has none."""
@@ -109,21 +115,22 @@ class DecodedImage:
         if target == base.size:
             return base
         key = (channel, max(target))
-        level = self._levels.get(key)
-        if level is None:
-            if max(target) < MIN_WORKING_SIDE:
-                # Small copies come from the MIN_WORKING_SIDE one (the previews' size, which
-                # a pass makes anyway), not from the larger working image.
-                self._level(channel, MIN_WORKING_SIDE)
-            # From the smallest copy already made that is at least as large.
-            larger = [
-                image
-                for (kind, long_side), image in self._levels.items()
-                if kind == channel and long_side > max(target)
-            ]
-            source = min(larger, key=lambda image: image.width, default=base)
-            level = self._levels[key] = _resize(source, target)
-        return level
+        with self._making:
+            level = self._levels.get(key)
+            if level is None:
+                if max(target) < MIN_WORKING_SIDE:
+                    # Small copies come from the MIN_WORKING_SIDE one (the previews' size,
+                    # which a pass makes anyway), not from the larger working image.
+                    self._level(channel, MIN_WORKING_SIDE)
+                # From the smallest copy already made that is at least as large.
+                larger = [
+                    image
+                    for (kind, long_side), image in self._levels.items()
+                    if kind == channel and long_side > max(target)
+                ]
+                source = min(larger, key=lambda image: image.width, default=base)
+                level = self._levels[key] = _resize(source, target)
+            return level
 
 
 def decode(source: BinaryIO, max_side: int = WORKING_MAX_SIDE) -> DecodedImage:

@@ -73,8 +73,8 @@ class ChildConfig:
     log_format: LogFormat
     # The analysers it will run, warmed up before it says it is ready.
     analysers: tuple[str, ...]
-    # Threads each native library may use in its passes (``process.prepare_process``).
-    threads: int = 1
+    # Cores each of its passes may use: analysers side by side (``process.prepare_process``).
+    cores: int = 1
 
 
 # The parent's side ----------------------------------------------------------------------------
@@ -373,8 +373,8 @@ def child_config(
     They share the machine's cores: a child runs at the lowest priority (the API preempts it
     at once), so its passes may use every core the API leaves idle."""
     names = tuple(a.name for a in ANALYSERS if a.name not in disabled)
-    threads = max(1, (os.cpu_count() or 1) // max(1, children))
-    return ChildConfig(log_level, log_format, names, threads)
+    cores = max(1, (os.cpu_count() or 1) // max(1, children))
+    return ChildConfig(log_level, log_format, names, cores)
 
 
 # The child's side -----------------------------------------------------------------------------
@@ -388,7 +388,7 @@ def serve_passes(conn: Connection, config: ChildConfig, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _yield_to_the_api()
-    prepare_process(config.threads)
+    prepare_process(config.cores)
     configure_logging(config.log_level, config.log_format)
     threading.Thread(
         target=_exit_with, args=(parent,), name="iap-orphan-check", daemon=True

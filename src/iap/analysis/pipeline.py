@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
@@ -13,7 +14,7 @@ from PIL import UnidentifiedImageError
 
 from iap.analysis.analysers.base import Analyser, DerivedFile
 from iap.analysis.decode import DecodedImage, decode
-from iap.analysis.process import prepare_process
+from iap.analysis.process import pass_cores, prepare_process
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,14 @@ class PassStopped(Exception):
 # One pass at a time per process. A pass is CPU-bound and keeps the GIL for much of its
 # time, so two in one process barely beat one, while each would hold its own images and its
 # own activations: worker processes, not threads, are what runs passes in parallel (the
-# threads overlap one job's pass with other jobs' reads and writes).
+# threads overlap one job's pass with other jobs' reads and writes). Within a pass, analysers
+# run side by side when the process has more than one core for it (``process.pass_cores``):
+# most of their time is native code that lets go of the GIL.
 _one_pass_at_a_time = threading.Lock()
 _WAIT_STEP_SECONDS = 0.5
+# Each analyser's time in this process's last pass (ms): side by side, the longest start
+# first, so that the short ones fill the other lanes around them.
+_last_ms: dict[str, float] = {}
 
 
 def run_pass(
@@ -62,9 +68,19 @@ def run_pass(
     (up to the upload limit) for the rest of the pass, if the caller holds no other reference.
     """
 
+    asking = threading.Lock()
+    stopped = False
+
     def check() -> None:
-        if lost is not None and lost():
-            raise PassStopped()
+        nonlocal stopped
+        if lost is None:
+            return
+        # Lanes ask one at a time (``lost`` may talk over a pipe), and once told to stop,
+        # none asks again.
+        with asking:
+            if stopped or lost():
+                stopped = True
+                raise PassStopped()
 
     prepare_process()
     # Waited for in steps: a task's time limit, raised in this thread between bytecodes,
@@ -85,13 +101,61 @@ def run_pass(
         finally:
             source.close()
         decode_ms = (time.perf_counter() - started) * 1000
+        return decode_ms, _run_analysers(list(analysers), decoded, check)
+    finally:
+        _one_pass_at_a_time.release()
+
+
+def _run_analysers(
+    analysers: list[Analyser], decoded: DecodedImage, check: Callable[[], None]
+) -> list[Outcome]:
+    """One outcome per analyser, in their order. With more than one core, they run on that
+    many lanes: this thread and helper threads, each taking the next analyser waiting, the
+    longest (last time) first. Whatever a lane raises (``PassStopped``, a lost parent) stops
+    every lane from taking more, and is raised here once all of them have ended: no analyser
+    of this pass is still running when the next pass starts."""
+    lanes = min(pass_cores(), len(analysers))
+    if lanes <= 1:
         outcomes = []
         for analyser in analysers:
             check()
             outcomes.append(run_one(analyser, decoded))
-        return decode_ms, outcomes
-    finally:
-        _one_pass_at_a_time.release()
+    else:
+        by_time = sorted(range(len(analysers)), key=lambda i: -_last_ms.get(analysers[i].name, 0.0))
+        waiting = deque(by_time)
+        taking = threading.Lock()
+        done: list[Outcome | None] = [None] * len(analysers)
+        raised: list[BaseException] = []
+
+        def lane() -> None:
+            try:
+                while not raised:
+                    with taking:
+                        if not waiting:
+                            return
+                        index = waiting.popleft()
+                    check()
+                    done[index] = run_one(analysers[index], decoded)
+            except BaseException as exc:  # re-raised by the calling thread
+                raised.append(exc)
+
+        helpers = [
+            threading.Thread(target=lane, name=f"iap-pass-lane-{n}", daemon=True)
+            for n in range(1, lanes)
+        ]
+        for helper in helpers:
+            helper.start()
+        try:
+            lane()
+        finally:
+            for helper in helpers:
+                helper.join()
+        if raised:
+            raise raised[0]
+        outcomes = [outcome for outcome in done if outcome is not None]
+    for outcome in outcomes:
+        _last_ms[outcome.analyser] = outcome.duration_ms
+    return outcomes
 
 
 def run_one(analyser: Analyser, decoded: DecodedImage) -> Outcome:
