@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from iap.analysis.analysers.base import AnalyserResult, Output
 from iap.analysis.decode import DecodedImage
+from iap.analysis.process import pass_cores
 
 PACKAGE = "rapidocr_onnxruntime"
 # The pipeline's three models, by the part of their file names that says which is which.
@@ -157,13 +158,18 @@ def _load_engine() -> Any:
                 inter_op_num_threads=1,
                 **{f"{kind}_model_path": str(path) for kind, path in paths.items()},
             )
-            # One thread per session (``process.prepare_process``). RapidOCR builds its
-            # sessions without ONNX Runtime's memory arena, so every run asks the system
-            # for its activations (hundreds of MB for a 1024 px detection) and faults each
-            # page in anew: measured on the detector at 1024 x 768, 200-240 ms a run
-            # against 145-150 with the arena, at the same peak memory. The arena is kept
-            # without its memory pattern (a plan per input shape that, once the shapes
-            # vary, raised the peak by 100 MB and saved nothing).
+            # One thread per session (``process.prepare_process``). Without ONNX Runtime's
+            # memory arena (RapidOCR's choice) every run asks the system for its
+            # activations (hundreds of MB for a 1024 px detection) and faults each page in
+            # anew: measured on the detector at 1024 x 768, 200-240 ms a run against
+            # 145-150 with the arena. But the arena keeps what it took: a worker process
+            # held 125 MiB more between passes, and its peak over 12 and 100 MP images
+            # rose from 389 to 429 MiB, as the next pass's images came on top. So the
+            # arena is for processes whose passes use several cores (the embedded
+            # deployment's analysis process, where the pass is what the user waits for),
+            # and worker processes, sized by their peak, go without. With the arena, the
+            # memory pattern (a plan per input shape) is off: once the shapes vary, it
+            # raised the peak by 100 MB and saved nothing.
             holders = {
                 "det": engine.text_det.infer,
                 "cls": engine.text_cls.infer,
@@ -188,8 +194,11 @@ def _session(path: Path | None) -> Any:
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    options.enable_cpu_mem_arena = True
-    options.enable_mem_pattern = False
+    arena = pass_cores() > 1
+    options.enable_cpu_mem_arena = arena
+    # Without the arena, the memory pattern is what keeps a run's activations in one block:
+    # without either, the detector took 980 ms a run.
+    options.enable_mem_pattern = not arena
     provider = ("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})
     return onnxruntime.InferenceSession(str(path), options, providers=[provider])
 
