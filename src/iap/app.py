@@ -29,6 +29,7 @@ from iap.events.router import router as events_router
 from iap.events.router import webhooks as webhooks_router
 from iap.images import service as image_service
 from iap.images.router import router as images_router
+from iap.observability import activity
 from iap.observability.middleware import RequestObservability
 from iap.observability.router import router as observability_router
 from iap.readiness import NotReady, check_ready
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         settings.disabled_analyser_names,
                         settings.analysis_processes,
                     ),
+                    serving=activity.serving,
                 )
                 services.analysis_pool.start()
             runtime = WorkerRuntime(services, asyncio.get_running_loop())

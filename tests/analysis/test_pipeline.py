@@ -177,3 +177,38 @@ def test_side_by_side_the_longest_analyser_starts_first() -> None:
     log.clear()
     run_pass(io.BytesIO(_data()), analysers)  # type: ignore[arg-type]
     assert log[0] == "slow"
+
+
+@pytest.mark.usefixtures("two_cores")
+def test_told_one_core_a_pass_runs_its_analysers_one_after_the_other() -> None:
+    barrier = threading.Barrier(2)
+    first, second = Meeting("first", barrier), Meeting("second", barrier)
+    data = _data()
+    _, outcomes = run_pass(io.BytesIO(data), [first, second], cores=lambda: 1)  # type: ignore[list-item]
+    assert [o.status for o in outcomes] == ["failed", "failed"]  # each waited alone
+    assert first.threads == second.threads == {threading.current_thread().name}
+
+
+@pytest.mark.usefixtures("two_cores")
+def test_a_helper_lane_told_to_stop_leaves_its_analyser_to_the_others() -> None:
+    ran_on: list[str] = []
+
+    class Recording(Overlapping):
+        def analyse(self, image: DecodedImage) -> Output:
+            ran_on.append(threading.current_thread().name)
+            time.sleep(0.02)
+            return Output(Seen(width=image.rgb.width))
+
+    analysers = [Recording() for _ in range(6)]
+    # The helper lane asks before each analyser it takes: two cores for its first, then one.
+    answers = iter([2])
+    _, outcomes = run_pass(
+        io.BytesIO(_data()),
+        analysers,  # type: ignore[arg-type]
+        lost=lambda: False,
+        cores=lambda: next(answers, 1),
+    )
+    assert [o.status for o in outcomes] == ["succeeded"] * 6
+    helper = [name for name in ran_on if name.startswith("iap-pass-lane-")]
+    assert len(helper) == 1
+    assert ran_on.count(threading.current_thread().name) == 5

@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 
 from iap.analysis.analysers import ANALYSERS, by_name
 from iap.analysis.pipeline import Outcome, PassStopped, UndecodableImage, run_pass
-from iap.analysis.process import prepare_process
+from iap.analysis.process import pass_cores, prepare_process
 from iap.observability.logs import LogFormat, configure_logging
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,11 @@ class _Child:
         )
 
     def run(
-        self, data: bytes, names: Sequence[str], lost: Callable[[], bool] | None
+        self,
+        data: bytes,
+        names: Sequence[str],
+        lost: Callable[[], bool] | None,
+        cores: Callable[[], int],
     ) -> tuple[float, list[Outcome]]:
         """One pass in this child. Anything but a clean answer (the child died, an exception
         raised in this thread meanwhile) leaves the child mid-pass: it is killed."""
@@ -149,7 +153,7 @@ class _Child:
                 if kind == "step":
                     go_on = lost is None or not lost()
                     try:
-                        self.conn.send(go_on)
+                        self.conn.send((go_on, cores()))
                     except OSError:
                         raise self._died("while analysing this image") from None
                     continue
@@ -236,11 +240,16 @@ class PassPool:
     ``start()`` warms the children up in the background (the caller does not wait); a pass
     asked for meanwhile waits for the first one ready. ``close()`` stops them all."""
 
-    def __init__(self, size: int, config: ChildConfig) -> None:
+    def __init__(
+        self, size: int, config: ChildConfig, serving: Callable[[], bool] | None = None
+    ) -> None:
         if size < 1:
             raise ValueError("a pass pool needs at least one process")
         self.size = size
         self.config = config
+        # True while this process serves requests: a pass then runs one analyser at a time
+        # (the children's other cores are the requests'), else on all of its cores.
+        self.serving = serving
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(index) for index in range(size)]
         self._idle: queue.Queue[_Slot] = queue.Queue()
@@ -268,6 +277,12 @@ class PassPool:
             log.warning("analysis process of slot %d did not start: %s", slot.index, exc)
         self._idle.put(slot)
 
+    def _cores_now(self) -> int:
+        """How many analysers a pass may run side by side from now on."""
+        if self.serving is not None and self.serving():
+            return 1
+        return self.config.cores
+
     def pids(self) -> list[int]:
         """The process ids of the children ready to run passes (started and warmed up)."""
         return [
@@ -287,7 +302,7 @@ class PassPool:
         slot = self._take()
         try:
             child = self._ensure(slot)
-            return child.run(data, analysers, lost)
+            return child.run(data, analysers, lost, self._cores_now)
         finally:
             if slot.child is not None and slot.child.alive():
                 self._idle.put(slot)
@@ -453,15 +468,21 @@ class _ParentGone(Exception):
 
 
 def _one_pass(conn: Connection, data: bytes, names: Sequence[str]) -> tuple[Any, ...]:
+    # What the parent said at the last step: go on, and on how many cores.
+    cores = [pass_cores()]
+
     def lost() -> bool:
         try:
             conn.send(("step",))
-            return not conn.recv()
+            go_on, cores[0] = conn.recv()
         except (EOFError, OSError):
             raise _ParentGone() from None
+        return not go_on
 
     try:
-        decode_ms, outcomes = run_pass(io.BytesIO(data), by_name(names), lost=lost)
+        decode_ms, outcomes = run_pass(
+            io.BytesIO(data), by_name(names), lost=lost, cores=lambda: cores[0]
+        )
     except PassStopped:
         return ("stopped",)
     except UndecodableImage as exc:

@@ -58,12 +58,15 @@ def run_pass(
     source: BinaryIO,
     analysers: Iterable[Analyser],
     lost: Callable[[], bool] | None = None,
+    cores: Callable[[], int] | None = None,
 ) -> tuple[float, list[Outcome]]:
     """Decode ``source`` once and run ``analysers`` on it. Returns the decode time (ms) and one
     outcome per analyser; an analyser that raises is recorded as failed and the others go on.
 
     A decode failure raises: without pixels no analyser can run. ``lost``, asked before each
     step, stops the pass (``PassStopped``) when it answers True (say, the image was deleted).
+    ``cores``, asked after it, says how many analysers may run side by side from then on (at
+    most ``process.pass_cores()``; all of them when not given).
     ``source`` is closed once decoded: a ``BytesIO`` then lets go of the original's bytes
     (up to the upload limit) for the rest of the pass, if the caller holds no other reference.
     """
@@ -101,19 +104,23 @@ def run_pass(
         finally:
             source.close()
         decode_ms = (time.perf_counter() - started) * 1000
-        return decode_ms, _run_analysers(list(analysers), decoded, check)
+        return decode_ms, _run_analysers(list(analysers), decoded, check, cores)
     finally:
         _one_pass_at_a_time.release()
 
 
 def _run_analysers(
-    analysers: list[Analyser], decoded: DecodedImage, check: Callable[[], None]
+    analysers: list[Analyser],
+    decoded: DecodedImage,
+    check: Callable[[], None],
+    cores: Callable[[], int] | None,
 ) -> list[Outcome]:
     """One outcome per analyser, in their order. With more than one core, they run on that
     many lanes: this thread and helper threads, each taking the next analyser waiting, the
-    longest (last time) first. Whatever a lane raises (``PassStopped``, a lost parent) stops
-    every lane from taking more, and is raised here once all of them have ended: no analyser
-    of this pass is still running when the next pass starts."""
+    longest (last time) first. A helper lane ends when ``cores`` no longer counts it, and
+    leaves its analyser to the others. Whatever a lane raises (``PassStopped``, a lost
+    parent) stops every lane from taking more, and is raised here once all of them have
+    ended: no analyser of this pass is still running when the next pass starts."""
     lanes = min(pass_cores(), len(analysers))
     if lanes <= 1:
         outcomes = []
@@ -127,7 +134,7 @@ def _run_analysers(
         done: list[Outcome | None] = [None] * len(analysers)
         raised: list[BaseException] = []
 
-        def lane() -> None:
+        def lane(number: int) -> None:
             try:
                 while not raised:
                     with taking:
@@ -135,21 +142,26 @@ def _run_analysers(
                             return
                         index = waiting.popleft()
                     check()
+                    if number > 0 and cores is not None and cores() <= number:
+                        with taking:
+                            waiting.appendleft(index)
+                        return
                     done[index] = run_one(analysers[index], decoded)
             except BaseException as exc:  # re-raised by the calling thread
                 raised.append(exc)
 
         helpers = [
-            threading.Thread(target=lane, name=f"iap-pass-lane-{n}", daemon=True)
+            threading.Thread(target=lane, args=(n,), name=f"iap-pass-lane-{n}", daemon=True)
             for n in range(1, lanes)
         ]
         for helper in helpers:
             helper.start()
         try:
-            lane()
+            lane(0)
         finally:
             for helper in helpers:
                 helper.join()
+        lane(0)  # what a helper lane left when it ended
         if raised:
             raise raised[0]
         outcomes = [outcome for outcome in done if outcome is not None]

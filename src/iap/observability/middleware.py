@@ -1,6 +1,7 @@
 """The request middleware: request id in, request id out, one log line and the HTTP metrics for
-every request. Pure ASGI (no ``BaseHTTPMiddleware``): streamed responses stay streamed and the
-log context reaches the endpoint."""
+every request, and the count of requests in flight (``activity``). Pure ASGI (no
+``BaseHTTPMiddleware``): streamed responses stay streamed and the log context reaches the
+endpoint."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from iap.observability import metrics
+from iap.observability import activity, metrics
 from iap.observability.context import (
     REQUEST_ID_HEADER,
     accepted_request_id,
@@ -81,9 +82,14 @@ class RequestObservability:
             await send(message)
 
         bound = bind_request_id(request_id)
+        counted = scope["path"] not in activity.LONG_LIVED_PATHS
+        if counted:
+            activity.request_started()
         try:
             await self.app(scope, counting_receive, send_with_id)
         finally:
+            if counted:
+                activity.request_ended()
             _record(scope, status, time.perf_counter() - started, received)
         # Only on success: after an error the id stays bound, because the outermost error
         # handler logs the traceback once this middleware has returned, in the same task (which
