@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 
 from iap.analysis.analysers import ANALYSERS, by_name
 from iap.analysis.pipeline import Outcome, PassStopped, UndecodableImage, run_pass
-from iap.analysis.process import pass_cores, prepare_process
+from iap.analysis.process import prepare_process
 from iap.observability.logs import LogFormat, configure_logging
 
 log = logging.getLogger(__name__)
@@ -150,10 +150,10 @@ class _Child:
             while True:
                 message = self._wait("while analysing this image")
                 kind = message[0]
-                if kind == "step":
-                    go_on = lost is None or not lost()
+                if kind in ("step", "cores"):
+                    answer = (lost is None or not lost()) if kind == "step" else cores()
                     try:
-                        self.conn.send((go_on, cores()))
+                        self.conn.send(answer)
                     except OSError:
                         raise self._died("while analysing this image") from None
                     continue
@@ -468,20 +468,22 @@ class _ParentGone(Exception):
 
 
 def _one_pass(conn: Connection, data: bytes, names: Sequence[str]) -> tuple[Any, ...]:
-    # What the parent said at the last step: go on, and on how many cores.
-    cores = [pass_cores()]
+    asking = threading.Lock()  # lanes share the pipe
 
-    def lost() -> bool:
-        try:
-            conn.send(("step",))
-            go_on, cores[0] = conn.recv()
-        except (EOFError, OSError):
-            raise _ParentGone() from None
-        return not go_on
+    def ask(kind: str) -> Any:
+        with asking:
+            try:
+                conn.send((kind,))
+                return conn.recv()
+            except (EOFError, OSError):
+                raise _ParentGone() from None
 
     try:
         decode_ms, outcomes = run_pass(
-            io.BytesIO(data), by_name(names), lost=lost, cores=lambda: cores[0]
+            io.BytesIO(data),
+            by_name(names),
+            lost=lambda: not ask("step"),
+            cores=lambda: int(ask("cores")),
         )
     except PassStopped:
         return ("stopped",)

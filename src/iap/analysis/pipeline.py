@@ -52,6 +52,7 @@ _WAIT_STEP_SECONDS = 0.5
 # Each analyser's time in this process's last pass (ms): side by side, the longest start
 # first, so that the short ones fill the other lanes around them.
 _last_ms: dict[str, float] = {}
+_LANE_WAIT_SECONDS = 0.02
 
 
 def run_pass(
@@ -65,8 +66,8 @@ def run_pass(
 
     A decode failure raises: without pixels no analyser can run. ``lost``, asked before each
     step, stops the pass (``PassStopped``) when it answers True (say, the image was deleted).
-    ``cores``, asked after it, says how many analysers may run side by side from then on (at
-    most ``process.pass_cores()``; all of them when not given).
+    ``cores`` says how many analysers may run side by side now (at most
+    ``process.pass_cores()``; all of them when not given): asked often, it must be cheap.
     ``source`` is closed once decoded: a ``BytesIO`` then lets go of the original's bytes
     (up to the upload limit) for the rest of the pass, if the caller holds no other reference.
     """
@@ -117,10 +118,11 @@ def _run_analysers(
 ) -> list[Outcome]:
     """One outcome per analyser, in their order. With more than one core, they run on that
     many lanes: this thread and helper threads, each taking the next analyser waiting, the
-    longest (last time) first. A helper lane ends when ``cores`` no longer counts it, and
-    leaves its analyser to the others. Whatever a lane raises (``PassStopped``, a lost
-    parent) stops every lane from taking more, and is raised here once all of them have
-    ended: no analyser of this pass is still running when the next pass starts."""
+    longest (last time) first. A helper lane takes one only while ``cores`` counts it, and
+    otherwise waits (``_LANE_WAIT_SECONDS`` at a time) until it does. Whatever a lane raises
+    (``PassStopped``, a lost parent) stops every lane from taking more, and is raised here
+    once all of them have ended: no analyser of this pass is still running when the next
+    pass starts."""
     lanes = min(pass_cores(), len(analysers))
     if lanes <= 1:
         outcomes = []
@@ -137,15 +139,16 @@ def _run_analysers(
         def lane(number: int) -> None:
             try:
                 while not raised:
+                    if number > 0 and cores is not None and cores() <= number:
+                        if not waiting:
+                            return
+                        time.sleep(_LANE_WAIT_SECONDS)  # until it counts again
+                        continue
                     with taking:
                         if not waiting:
                             return
                         index = waiting.popleft()
                     check()
-                    if number > 0 and cores is not None and cores() <= number:
-                        with taking:
-                            waiting.appendleft(index)
-                        return
                     done[index] = run_one(analysers[index], decoded)
             except BaseException as exc:  # re-raised by the calling thread
                 raised.append(exc)

@@ -11,7 +11,7 @@ import time
 LONG_LIVED_PATHS = frozenset({"/events"})
 # A request that ended this recently counts as in flight: a client with requests in a row
 # leaves only short gaps between them.
-QUIET_SECONDS = 0.05
+QUIET_SECONDS = 0.02
 
 _lock = threading.Lock()
 _in_flight = 0
