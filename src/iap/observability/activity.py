@@ -1,6 +1,6 @@
 """Whether this API process is serving requests: those in flight, and how recently the last
-one ended. The embedded deployment's analysis asks it before each analyser, to leave the
-cores to requests while there are any (``analysis.pass_pool``)."""
+one ended. The embedded deployment's analysis asks it as its passes go, to leave the cores
+to requests while there are any (``analysis.pass_pool``)."""
 
 from __future__ import annotations
 
