@@ -183,7 +183,7 @@ def _load_engine() -> Any:
 
 def _model_file(models: Path, kind: str) -> Path | None:
     """The model of ``kind`` (det, cls or rec) in ``models``, if there is one."""
-    return next((path for path in sorted(models.glob(f"*_{kind}_*.onnx"))), None)
+    return next(iter(sorted(models.glob(f"*_{kind}_*.onnx"))), None)
 
 
 def _session(path: Path | None) -> Any:
