@@ -190,7 +190,7 @@ def test_told_one_core_a_pass_runs_its_analysers_one_after_the_other() -> None:
 
 
 @pytest.mark.usefixtures("two_cores")
-def test_a_helper_lane_told_to_stop_leaves_its_analyser_to_the_others() -> None:
+def test_a_helper_lane_takes_analysers_only_while_it_counts() -> None:
     ran_on: list[str] = []
 
     class Recording(Overlapping):

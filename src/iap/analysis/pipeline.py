@@ -79,8 +79,7 @@ def run_pass(
         nonlocal stopped
         if lost is None:
             return
-        # Lanes ask one at a time (``lost`` may talk over a pipe), and once told to stop,
-        # none asks again.
+        # Lanes ask one at a time, and once told to stop, none asks again.
         with asking:
             if stopped or lost():
                 stopped = True
@@ -164,7 +163,6 @@ def _run_analysers(
         finally:
             for helper in helpers:
                 helper.join()
-        lane(0)  # what a helper lane left when it ended
         if raised:
             raise raised[0]
         outcomes = [outcome for outcome in done if outcome is not None]
