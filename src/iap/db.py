@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -17,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -67,6 +72,7 @@ def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        WriteTurns().install(engine)
     else:
         event.listen(engine.sync_engine, "do_connect", _connect_or_operational_error)
     return engine
@@ -91,6 +97,82 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+class WriteTurns:
+    """SQLite writers of this process take turns, in the order they ask, instead of polling.
+
+    SQLite lets one connection write at a time. A connection that finds the database locked
+    sleeps and tries again, ever longer (1, 2, 5 ... 100 ms), until its busy timeout: under a
+    steady stream of short writes from the API and the embedded worker, the unlucky one kept
+    losing and an upload waited over a second. Here a connection waits on an asyncio lock
+    from its first INSERT, UPDATE or DELETE (where the driver opens the write transaction) to
+    its return to the pool (after its commit or rollback), so the next writer starts as soon
+    as the last one ends. Other processes on the same file (the CLI, a second server) are
+    still kept apart by SQLite's own lock and busy timeout. A task that already holds the turn
+    through another connection does not wait for itself, and a wait longer than
+    ``MAX_WAIT_SECONDS`` goes on without the turn (SQLite's lock still guards the file)."""
+
+    MAX_WAIT_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def install(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "before_cursor_execute", self._before_execute)
+        for name in ("checkin", "invalidate"):
+            event.listen(engine.sync_engine.pool, name, self._release)
+
+    def _turn(self) -> _Turn:
+        loop = asyncio.get_running_loop()
+        turn = self._locks.get(loop)
+        if turn is None:
+            turn = self._locks[loop] = _Turn()
+        return turn
+
+    def _before_execute(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        info = conn.info
+        if "iap_turn" in info or not statement.lstrip()[:7].upper().startswith(_WRITES):
+            return
+        turn = self._turn()
+        if turn.owner is not None and turn.owner is asyncio.current_task():
+            return
+        dbapi_connection = conn.connection.dbapi_connection
+        if dbapi_connection.run_async(lambda _raw: turn.take(self.MAX_WAIT_SECONDS)):
+            info["iap_turn"] = turn
+
+    def _release(self, _dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        turn = record.info.pop("iap_turn", None) if record is not None else None
+        if turn is not None:
+            turn.give_back()
+
+
+class _Turn:
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.owner: asyncio.Task[Any] | None = None
+
+    async def take(self, most_seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(most_seconds):
+                await self.lock.acquire()
+        except TimeoutError:
+            log.warning(
+                "waited %.0f s for this process's turn to write to SQLite; writing without it",
+                most_seconds,
+            )
+            return False
+        self.owner = asyncio.current_task()
+        return True
+
+    def give_back(self) -> None:
+        self.owner = None
+        self.lock.release()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
