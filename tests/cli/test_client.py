@@ -97,6 +97,16 @@ def test_list_images_pages_and_filters_by_tag(iap: IapClient, tmp_path: Path) ->
     assert sorted(ids) == sorted([*tagged, other])
 
 
+def test_iter_images_follows_the_cursors_through_every_page(iap: IapClient, tmp_path: Path) -> None:
+    ids = [iap.upload(write_image(tmp_path, f"c{i}.png"), tags=["walk"])["id"] for i in range(5)]
+    iap.upload(write_image(tmp_path, "not-this.png"))
+    assert [image["id"] for image in iap.iter_images(limit=2, tag="walk")] == ids[::-1]
+    first = iap.list_images(limit=2, tag="walk")
+    after = iap.list_images(limit=2, tag="walk", cursor=first["next_cursor"])
+    assert after["total"] is None
+    assert [image["id"] for image in after["data"]] == ids[2:0:-1]
+
+
 def test_get_image_returns_what_upload_returned(iap: IapClient, tmp_path: Path) -> None:
     image = iap.upload(write_image(tmp_path, "a.png"), tags=["x"])
     fetched = iap.get_image(image["id"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -126,11 +126,25 @@ class IapClient:
             )
         return dict(response.json())
 
-    def list_images(self, page: int = 1, limit: int = 20, **filters: Any) -> dict[str, Any]:
-        params = {"skip": page, "limit": limit} | {
-            k: v for k, v in filters.items() if v is not None
-        }
+    def list_images(
+        self, page: int = 1, limit: int = 20, cursor: str | None = None, **filters: Any
+    ) -> dict[str, Any]:
+        """One page: page number ``page`` (with the ``total``), or the page after ``cursor``
+        (a page's ``next_cursor``). ``filters``: ``status``, ``tag``, ``format``, ``q``,
+        ``sort``, ``uploaded_after``, ``uploaded_before``, as ``GET /image/all`` takes them."""
+        where = {"cursor": cursor} if cursor is not None else {"skip": page}
+        params = where | {"limit": limit} | {k: v for k, v in filters.items() if v is not None}
         return dict(self._call("GET", "/image/all", params=params).json())
+
+    def iter_images(self, limit: int = 100, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every image matching ``filters``, page after page by cursor (no page is counted
+        twice, none skipped, however many there are)."""
+        page = self.list_images(limit=limit, **filters)
+        while True:
+            yield from page["data"]
+            if page["next_cursor"] is None:
+                return
+            page = self.list_images(limit=limit, cursor=page["next_cursor"], **filters)
 
     def get_image(self, image_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/image/{image_id}").json())

@@ -78,3 +78,12 @@ class InvalidField(AppError):
 
 # Every route of one image: another user's image or an unknown id.
 OWNED_IMAGE: tuple[type[AppError], ...] = (NotImageOwner, ImageNotFound)
+
+
+class InvalidCursor(AppError):
+    status = 422
+    code = "invalid_cursor"
+    detail = (
+        "This cursor is not one this list gave out: pass the next_cursor of the page before, "
+        "unchanged, or start from the first page without a cursor."
+    )

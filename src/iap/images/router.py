@@ -23,6 +23,7 @@ from iap.images.errors import (
     EmptyFile,
     ExpectedMultipart,
     FileRequired,
+    InvalidCursor,
     InvalidField,
     InvalidMultipart,
     RangeNotSatisfiable,
@@ -35,6 +36,7 @@ from iap.images.errors import (
 from iap.images.filenames import clean_filename, content_disposition
 from iap.images.http_range import parse_range
 from iap.images.inspection import ALLOWED_FORMATS, inspect_image
+from iap.images.pagination import MAX_CURSOR
 from iap.images.schemas import (
     MAX_PAGE,
     MOMENTS,
@@ -152,7 +154,7 @@ async def upload_image(
     return ImageOut.model_validate(image)
 
 
-@router.get("/all", response_model=ImagePage, responses=error_responses(*SIGNED_IN))
+@router.get("/all", response_model=ImagePage, responses=error_responses(*SIGNED_IN, InvalidCursor))
 async def list_images(
     user: CurrentUser,
     session: DbSession,
@@ -189,9 +191,20 @@ async def list_images(
         ),
     ] = None,
     sort: SortKey = SortKey.UPLOAD_DATE_DESC,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR,
+            description="The `next_cursor` of the page before: the page after it, as fast deep "
+            "in the list as at its start (no total is counted). Not with `skip`.",
+        ),
+    ] = None,
 ) -> ImagePage:
-    """Your images, a page at a time (``skip`` is the 1-based page number), newest first unless
-    ``sort`` says otherwise. Ties are broken by id, so pages never overlap or skip."""
+    """Your images, a page at a time, newest first unless ``sort`` says otherwise. Ties are
+    broken by id, so pages never overlap or skip. Page by number (``skip``, 1-based, with the
+    ``total``), or follow each page's ``next_cursor`` (keyset paging, for deep lists)."""
+    if cursor is not None and skip != 1:
+        raise InvalidCursor("Give either skip (a page number) or cursor, not both.")
     filters = service.ImageFilters(
         status=status_,
         tags=tag or [],
@@ -200,11 +213,15 @@ async def list_images(
         uploaded_before=uploaded_before,
         text=q,
     )
-    total, rows = await service.list_images(
-        session, user, filters, page=skip, limit=limit, sort=sort
+    found = await service.list_images(
+        session, user, filters, page=skip, limit=limit, sort=sort, cursor=cursor
     )
     return ImagePage(
-        total=total, skip=skip, limit=limit, data=[ImageOut.model_validate(r) for r in rows]
+        total=found.total,
+        skip=skip,
+        limit=limit,
+        data=[ImageOut.model_validate(r) for r in found.rows],
+        next_cursor=found.next_cursor,
     )
 
 

@@ -139,14 +139,30 @@ class ImageOut(BaseModel):
 class ImagePage(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"total": 1, "skip": 1, "limit": 20, "data": [EXAMPLE_IMAGE]}]
+            "examples": [
+                {
+                    "total": 1,
+                    "skip": 1,
+                    "limit": 20,
+                    "data": [EXAMPLE_IMAGE],
+                    "next_cursor": None,
+                }
+            ]
         }
     )
 
-    total: int = Field(description="Images matching the filters, over all pages.")
-    skip: int = Field(description="This page's number (1-based).")
+    total: int | None = Field(
+        description="Images matching the filters, over all pages; counted for numbered pages "
+        "(`skip`), null on a page asked for by `cursor`."
+    )
+    skip: int = Field(description="This page's number (1-based); 1 on a page after a cursor.")
     limit: int
     data: list[ImageOut]
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the page after this one (same filters and sort); "
+        "null on the last page.",
+    )
 
 
 READ_ONLY_FIELDS = frozenset(

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
-from sqlalchemy import ColumnElement, Select, delete, func, select
+from sqlalchemy import ColumnElement, Select, delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.analysis.models import AnalysisJob, JobStatus
 from iap.auth.models import User
 from iap.cache import Cache
 from iap.db import utcnow
+from iap.images import pagination
 from iap.images.errors import ImageNotFound, NotImageOwner
 from iap.images.inspection import ImageFacts
 from iap.images.models import Image, ImageTag
@@ -191,22 +192,62 @@ def _filtered(query: Select[Image], user: User, filters: ImageFilters) -> Select
     return query
 
 
+@dataclass(frozen=True)
+class ImageList:
+    """One page of a list: ``total`` is counted for numbered pages only (a cursor page skips
+    the count, which costs as much as reading every matching row); ``next_cursor`` is None
+    on the last page."""
+
+    rows: list[Image]
+    total: int | None
+    next_cursor: str | None
+
+
 async def list_images(
     session: AsyncSession,
     user: User,
     filters: ImageFilters,
     *,
-    page: int,
+    page: int = 1,
     limit: int,
     sort: SortKey = SortKey.UPLOAD_DATE_DESC,
-) -> tuple[int, list[Image]]:
-    """One page of the user's images, in a stable order (the id breaks every tie)."""
+    cursor: str | None = None,
+) -> ImageList:
+    """One page of the user's images, in a stable order (the id breaks every tie): page
+    number ``page`` (an OFFSET, for the seed's ``skip``), or the page after ``cursor`` (keyset:
+    an index seek to the last row seen, as cheap deep in the list as on its first page)."""
     base = _filtered(select(Image), user, filters)
-    total = await session.scalar(select(func.count()).select_from(base.subquery())) or 0
     column, descending = _SORTS[sort]
     order = (column.desc(), Image.id.desc()) if descending else (column.asc(), Image.id.asc())
-    rows = await session.scalars(base.order_by(*order).offset((page - 1) * limit).limit(limit))
-    return total, list(rows)
+    query = base.order_by(*order).limit(limit + 1)
+    total: int | None = None
+    if cursor is not None:
+        after = pagination.decode(cursor, sort.value, _CURSOR_TYPES[sort])
+        # A row value (both databases seek their (user, sort, id) index with it); each value
+        # is bound with its column's type.
+        key, seen = tuple_(column, Image.id), (after.value, after.id)
+        query = query.where(key < seen if descending else key > seen)
+    else:
+        total = await session.scalar(select(func.count()).select_from(base.subquery())) or 0
+        query = query.offset((page - 1) * limit)
+    # The sort value as the database has it (its lower() is not Python's), for the cursor.
+    found = [(image, value) for image, value in await session.execute(query.add_columns(column))]
+    next_cursor = None
+    if len(found) > limit:
+        found = found[:limit]
+        last, value = found[-1]
+        next_cursor = pagination.encode(sort.value, value, last.id)
+    return ImageList(rows=[image for image, _ in found], total=total, next_cursor=next_cursor)
+
+
+_CURSOR_TYPES: dict[SortKey, type] = {
+    SortKey.UPLOAD_DATE: datetime,
+    SortKey.UPLOAD_DATE_DESC: datetime,
+    SortKey.FILENAME: str,
+    SortKey.FILENAME_DESC: str,
+    SortKey.FILE_SIZE: int,
+    SortKey.FILE_SIZE_DESC: int,
+}
 
 
 async def update_image(

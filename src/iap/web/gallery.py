@@ -153,13 +153,14 @@ class CardsPage:
 
 
 async def _gallery_page(session: DbSession, user: User, query: GalleryQuery) -> CardsPage:
-    total, rows = await image_service.list_images(
+    found = await image_service.list_images(
         session, user, query.filters(), page=query.page, limit=PAGE_SIZE
     )
-    has_more = query.page * PAGE_SIZE < total
+    total = found.total or 0
+    has_more = found.next_cursor is not None
     return CardsPage(
         total=total,
-        cards=await _cards(session, rows),
+        cards=await _cards(session, found.rows),
         more=query.url("/gallery", query.page + 1) if has_more else None,
         more_fragment=query.url("/gallery/cards", query.page + 1) if has_more else None,
     )
