@@ -61,6 +61,11 @@ STATE_DEPENDENT_REFUSALS = {
     # image": random bytes get 415 unsupported_image_type, damaged ones 422 corrupt_image or
     # empty_file (the upload tests cover each with real images).
     "POST /image/upload": [415, 422],
+    # A cursor is valid only as a page handed it out (422 invalid_cursor otherwise, and with
+    # `skip`); a generated string is a position no page gave. tests/images/test_cursor.py
+    # and tests/finding prove the cursors the lists give.
+    "GET /image/all": [422],
+    "GET /image/duplicates": [422],
 }
 
 

@@ -133,6 +133,7 @@ LAZY_IMPORTS_ALLOWED = {
     ("iap.models", "iap.analysis.models"),
     ("iap.models", "iap.auth.models"),
     ("iap.models", "iap.events.models"),
+    ("iap.models", "iap.finding.models"),
     ("iap.models", "iap.images.models"),
     # boto3 (about 24 MB per process) loads only where storage is S3.
     ("iap.storage", "iap.storage.s3"),

@@ -27,6 +27,7 @@ from iap.error_handlers import install_error_handlers
 from iap.errors import error_responses, publish_error_schema
 from iap.events.router import router as events_router
 from iap.events.router import webhooks as webhooks_router
+from iap.finding.router import router as finding_router
 from iap.images import service as image_service
 from iap.images.router import router as images_router
 from iap.observability import activity
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so it wraps the other middleware: it times all of a request's handling.
     app.add_middleware(RequestObservability)
     app.include_router(auth_router)
+    app.include_router(finding_router)  # before /image/{image_id} reads "duplicates" as an id
     app.include_router(images_router)
     app.include_router(analysis_router)
     app.include_router(admin_router)

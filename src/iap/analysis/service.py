@@ -39,6 +39,7 @@ from iap.analysis.pipeline import Outcome
 from iap.auth.models import User
 from iap.cache import Cache
 from iap.db import utcnow
+from iap.finding import service as finding
 from iap.images.models import Image
 from iap.images.service import (
     delete_image_files,
@@ -259,6 +260,9 @@ async def record_success(
                     duration_ms=round(outcome.duration_ms, 3),
                 )
             )
+        for outcome in outcomes:
+            if outcome.analyser == "hashes" and outcome.status == "succeeded" and outcome.result:
+                await finding.index_hashes(session, ticket.image_id, ticket.user_id, outcome.result)
         job.error = None
         requeued = _end_run(job, JobStatus.SUCCEEDED)
         await session.commit()

@@ -64,3 +64,20 @@ def _typed(value: Any, value_type: type) -> Any:
     if value_type is str and isinstance(value, str):
         return value
     raise ValueError(f"expected a {value_type.__name__}")
+
+
+def encode_key(order: str, key: str) -> str:
+    """A cursor for lists whose entries have a unique string key (a duplicate group's)."""
+    raw = json.dumps([order, key], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_key(cursor: str, order: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        kept_order, key = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidCursor() from None
+    if kept_order != order or not isinstance(key, str):
+        raise InvalidCursor()
+    return key

@@ -1,0 +1,224 @@
+"""Finding an owner's images by likeness: near-duplicates of one image by perceptual hash
+(multi-index hashing, so a lookup reads the few rows that share a band rather than every
+row), and groups of duplicates, byte-identical (SHA-256) or near (pHash distance).
+
+The hashes are indexed in the transaction that records the analysis (``index_hashes``), and
+so are the new image's near pairs: a group is then read from a handful of pair rows, never
+computed by comparing every image with every other at request time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iap.auth.models import User
+from iap.finding import likeness
+from iap.finding.models import ImageHash, NearPair
+from iap.images import pagination
+from iap.images.models import Image
+
+_BANDS = (ImageHash.band0, ImageHash.band1, ImageHash.band2, ImageHash.band3)
+
+
+async def index_hashes(
+    session: AsyncSession, image_id: uuid.UUID, user_id: uuid.UUID, result: dict[str, Any]
+) -> None:
+    """Record (or replace) an image's hashes and its near pairs, in the caller's transaction.
+
+    On PostgreSQL the owner's recordings take turns (a transaction-scoped advisory lock), so
+    that two look-alike images recorded at once each see the other; SQLite has one writer at
+    a time anyway."""
+    phash, dhash = likeness.to_int(result["phash"]), likeness.to_int(result["dhash"])
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(user_id)}
+        )
+    await session.execute(delete(ImageHash).where(ImageHash.image_id == image_id))
+    await session.execute(
+        delete(NearPair).where(or_(NearPair.first_id == image_id, NearPair.second_id == image_id))
+    )
+    b = likeness.bands(phash)
+    session.add(
+        ImageHash(
+            image_id=image_id,
+            user_id=user_id,
+            phash=phash,
+            dhash=dhash,
+            band0=b[0],
+            band1=b[1],
+            band2=b[2],
+            band3=b[3],
+        )
+    )
+    near = await _within(session, user_id, image_id, phash, likeness.DUPLICATE_DISTANCE)
+    # A pair's rows hold its images' keys: an image being deleted right now (locked for it)
+    # is left out rather than waited for, which could deadlock with an account's deletion.
+    alive = (
+        set(
+            await session.scalars(
+                select(Image.id)
+                .where(Image.id.in_([other for other, _ in near]))
+                .with_for_update(read=True, key_share=True, skip_locked=True)
+            )
+        )
+        if near
+        else set()
+    )
+    for other, distance in near:
+        if other not in alive:
+            continue
+        first, second = sorted((image_id, other), key=str)
+        session.add(NearPair(first_id=first, second_id=second, user_id=user_id, distance=distance))
+
+
+def _lock_key(user_id: uuid.UUID) -> int:
+    return int.from_bytes(user_id.bytes[:8], "big", signed=True)
+
+
+async def _within(
+    session: AsyncSession, user_id: uuid.UUID, image_id: uuid.UUID, phash: int, most: int
+) -> list[tuple[uuid.UUID, int]]:
+    """The owner's other images whose pHash is within ``most`` of ``phash``, nearest first."""
+    values = likeness.band_values(phash, most)
+    rows = await session.execute(
+        select(ImageHash.image_id, ImageHash.phash).where(
+            ImageHash.user_id == user_id,
+            ImageHash.image_id != image_id,
+            or_(*(band.in_(wanted) for band, wanted in zip(_BANDS, values, strict=True))),
+        )
+    )
+    found = [(other, likeness.distance(phash, value)) for other, value in rows]
+    return sorted(
+        ((other, d) for other, d in found if d <= most), key=lambda pair: (pair[1], str(pair[0]))
+    )
+
+
+async def similar(
+    session: AsyncSession, user: User, image: Image, *, limit: int, max_distance: int
+) -> list[tuple[Image, int]] | None:
+    """The owner's images nearest ``image`` by pHash, within ``max_distance``, nearest first
+    (the id breaks ties); None when the image has no hashes yet."""
+    own = await session.get(ImageHash, image.id)
+    if own is None:
+        return None
+    near = (await _within(session, user.id, image.id, own.phash, max_distance))[:limit]
+    images = await _images(session, user, [other for other, _ in near])
+    return [(images[other], d) for other, d in near if other in images]
+
+
+async def _images(
+    session: AsyncSession, user: User, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Image]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Image).where(Image.user_id == user.id, Image.id.in_(ids)))
+    return {image.id: image for image in rows}
+
+
+@dataclass(frozen=True)
+class Member:
+    image: Image
+    distance: int | None  # pHash distance to the keeper; None without hashes
+    same_bytes: bool  # byte-identical to the keeper
+
+
+@dataclass(frozen=True)
+class Group:
+    kind: str
+    keep: Image
+    members: list[Member]
+
+
+def keeper(images: Sequence[Image]) -> Image:
+    """The one to keep: the most pixels, then the largest file, then the oldest upload."""
+    return min(
+        images,
+        key=lambda i: (-(i.width * i.height), -i.file_size, i.upload_date, str(i.id)),
+    )
+
+
+async def duplicate_groups(
+    session: AsyncSession, user: User, *, kind: str, limit: int, cursor: str | None
+) -> tuple[list[Group], str | None]:
+    """A page of the owner's duplicate groups, in a stable order, and the next page's cursor.
+
+    ``exact``: images with the same SHA-256 (found from upload on, analysed or not). ``near``:
+    connected sets of near pairs (pHash within ``DUPLICATE_DISTANCE``; byte-identical copies
+    are among them once analysed)."""
+    after = pagination.decode_key(cursor, f"duplicates-{kind}") if cursor is not None else None
+    if kind == "exact":
+        keyed = await _exact_page(session, user, after, limit + 1)
+    else:
+        keyed = await _near_page(session, user, after, limit + 1)
+    more = len(keyed) > limit
+    keyed = keyed[:limit]
+    wanted = [image_id for _, ids in keyed for image_id in ids]
+    images = await _images(session, user, wanted)
+    hashes = {
+        row.image_id: row.phash
+        for row in await session.scalars(select(ImageHash).where(ImageHash.image_id.in_(wanted)))
+    }
+    page: list[Group] = []
+    for _, ids in keyed:
+        found = [images[i] for i in ids if i in images]
+        if len(found) < 2:
+            continue
+        keep = keeper(found)
+        members = []
+        for image in sorted(found, key=lambda i: (i.id != keep.id, i.upload_date, str(i.id))):
+            a, b = hashes.get(keep.id), hashes.get(image.id)
+            members.append(
+                Member(
+                    image=image,
+                    distance=likeness.distance(a, b) if a is not None and b is not None else None,
+                    same_bytes=image.sha256 == keep.sha256,
+                )
+            )
+        page.append(Group(kind=kind, keep=keep, members=members))
+    next_cursor = pagination.encode_key(f"duplicates-{kind}", keyed[-1][0]) if more else None
+    return page, next_cursor
+
+
+async def _exact_page(
+    session: AsyncSession, user: User, after: str | None, limit: int
+) -> list[tuple[str, list[uuid.UUID]]]:
+    query = (
+        select(Image.sha256)
+        .where(Image.user_id == user.id)
+        .group_by(Image.sha256)
+        .having(func.count() > 1)
+        .order_by(Image.sha256)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(Image.sha256 > after)
+    digests = list(await session.scalars(query))
+    if not digests:
+        return []
+    rows = await session.execute(
+        select(Image.sha256, Image.id).where(Image.user_id == user.id, Image.sha256.in_(digests))
+    )
+    members: dict[str, list[uuid.UUID]] = {digest: [] for digest in digests}
+    for digest, image_id in rows:
+        members[digest].append(image_id)
+    return list(members.items())
+
+
+async def _near_page(
+    session: AsyncSession, user: User, after: str | None, limit: int
+) -> list[tuple[str, list[uuid.UUID]]]:
+    rows = await session.execute(
+        select(NearPair.first_id, NearPair.second_id).where(NearPair.user_id == user.id)
+    )
+    keyed = sorted(
+        (min(str(i) for i in group), sorted(group, key=str))
+        for group in likeness.groups((a, b) for a, b in rows)
+    )
+    if after is not None:
+        keyed = [entry for entry in keyed if entry[0] > after]
+    return keyed[:limit]
