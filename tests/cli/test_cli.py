@@ -23,7 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image as PILImage
 from pydantic import SecretStr
+from skimage import data as skimage_data
 from typer.testing import CliRunner, Result
 
 from iap import migrations
@@ -736,3 +738,62 @@ def test_create_user_takes_the_password_from_the_environment(tmp_path: Path) -> 
         env=embedded_env(tmp_path) | {"IAP_NEW_USER_PASSWORD": PASSWORD},
     )
     assert result.exit_code == 0, result.output
+
+
+# similar, duplicates ---------------------------------------------------------------------------
+
+
+def _analysed_upload(server: LiveServer, token: str, path: Path) -> str:
+    result = iap("upload", str(path), "--server", server.url, "--token", token)
+    assert result.exit_code == 0, result.output
+    [image_id] = printed_ids(result)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+        deadline = time.monotonic() + 60
+        while http.get(f"/image/{image_id}").json()["analysis"]["status"] != "succeeded":
+            assert time.monotonic() < deadline, "analysis did not finish"
+            time.sleep(0.1)
+    return image_id
+
+
+def test_duplicates_lists_the_groups_and_deletes_the_copies_with_delete(
+    live_server: LiveServer, account: RemoteAccount, tmp_path: Path
+) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes("JPEG", size=(300, 200)))
+    other = tmp_path / "other.png"
+    PILImage.fromarray(skimage_data.coffee()).resize((150, 100)).save(other)  # unrelated
+    first, second = (_analysed_upload(live_server, account.access_token, photo) for _ in range(2))
+    kept_apart = _analysed_upload(live_server, account.access_token, other)
+    auth = ["--server", live_server.url, "--token", account.access_token]
+
+    similar = iap("similar", first, *auth)
+    assert similar.exit_code == 0, similar.output
+    assert similar.stdout.splitlines() == [f"0\t{second}\tphoto.jpg"]
+
+    listing = iap("duplicates", *auth)
+    assert listing.exit_code == 0, listing.output
+    rows = [line.split("\t") for line in listing.stdout.splitlines()]
+    assert [(r[0], r[1], r[3]) for r in rows] == [("1", "keep", first), ("1", "copy", second)]
+    assert "1 group(s) of exact duplicates, 1 copies" in listing.stderr
+
+    deleted = iap("duplicates", "--kind", "near", "--delete", *auth)
+    assert deleted.exit_code == 0, deleted.output
+    assert "1 deleted" in deleted.stderr
+    assert set(listed(live_server, account.access_token)) == {first, kept_apart}
+
+
+def test_similar_of_someone_elses_image_exits_1_with_one_line(
+    live_server: LiveServer, account: RemoteAccount, tmp_path: Path
+) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes("JPEG"))
+    theirs = _analysed_upload(live_server, account.access_token, photo)
+    stranger = remote_account(live_server)
+    result = iap("similar", theirs, "--server", live_server.url, "--token", stranger.access_token)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: This image belongs to another user. (not_image_owner)"
+    ]
+    no_credentials = iap("duplicates", "--server", live_server.url, env={"IAP_TOKEN": None})
+    assert no_credentials.exit_code == 2

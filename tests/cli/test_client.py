@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,24 @@ def test_iter_images_follows_the_cursors_through_every_page(iap: IapClient, tmp_
     after = iap.list_images(limit=2, tag="walk", cursor=first["next_cursor"])
     assert after["total"] is None
     assert [image["id"] for image in after["data"]] == ids[2:0:-1]
+
+
+def test_similar_and_duplicates_find_the_copy(iap: IapClient, tmp_path: Path) -> None:
+    path = write_image(tmp_path, "twice.png")
+    first, second = (iap.upload(path)["id"] for _ in range(2))
+    deadline = time.monotonic() + 60
+    while any(iap.get_image(i)["analysis"]["status"] != "succeeded" for i in (first, second)):
+        assert time.monotonic() < deadline, "analysis did not finish"
+        time.sleep(0.1)
+    hits = iap.similar(first, max_distance=0)["data"]
+    assert [(hit["image"]["id"], hit["distance"]) for hit in hits] == [(second, 0)]
+    for kind in ("exact", "near"):
+        [group] = list(iap.iter_duplicates(kind, limit=1))
+        assert group["keep"] == first
+        assert [m["image"]["id"] for m in group["images"]] == [first, second]
+    with pytest.raises(IapError) as refused:
+        iap.similar(str(uuid.uuid4()))
+    assert refused.value.code == "image_not_found"
 
 
 def test_get_image_returns_what_upload_returned(iap: IapClient, tmp_path: Path) -> None:

@@ -453,6 +453,90 @@ def _upload_all(
                     progress.console.print(f"[red]failed[/red] {path}: {exc}")
 
 
+Server = Annotated[str, typer.Option(envvar="IAP_SERVER", help="Base URL of the iap API.")]
+Token = Annotated[str | None, typer.Option(envvar="IAP_TOKEN", help="Access token.")]
+ApiKey = Annotated[str | None, typer.Option(envvar="IAP_API_KEY", help="API key.")]
+
+
+def _client(server: str, token: str | None, api_key: str | None) -> IapClient:
+    if not token and not api_key:
+        raise _fail("give --token or --api-key (or set IAP_TOKEN / IAP_API_KEY)", 2)
+    client = IapClient(server, token=token, api_key=api_key)
+    try:
+        _check_access(client, server)
+    except typer.Exit:
+        client.close()
+        raise
+    return client
+
+
+def _answer_or_fail(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except IapError as exc:
+        raise _fail(f"{exc.detail} ({exc.code})") from None
+    except httpx.HTTPError as exc:
+        raise _fail(f"the server stopped answering: {exc}") from None
+
+
+@app.command()
+def similar(
+    image_id: Annotated[str, typer.Argument(help="The image to find look-alikes of.")],
+    limit: Annotated[int, typer.Option(min=1, max=100, help="At most this many.")] = 20,
+    max_distance: Annotated[
+        int | None, typer.Option(min=0, max=16, help="Farthest pHash distance [server: 10].")
+    ] = None,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Your images that look like one image, nearest first: distance, id, filename (tab
+    separated on stdout, for scripts)."""
+    with _client(server, token, api_key) as client:
+        page = _answer_or_fail(lambda: client.similar(image_id, limit, max_distance))
+    for hit in page["data"]:
+        print(f"{hit['distance']}\t{hit['image']['id']}\t{hit['image']['original_filename']}")
+    console.print(f"{len(page['data'])} look-alike(s) within {page['max_distance']} bits")
+
+
+def _delete(client: IapClient, image_id: str) -> None:
+    _answer_or_fail(lambda: client.delete_image(image_id))
+
+
+@app.command()
+def duplicates(
+    kind: Annotated[
+        str, typer.Option(help="exact: the same bytes; near: resized, recompressed copies.")
+    ] = "exact",
+    delete: Annotated[
+        bool, typer.Option("--delete", help="Delete every image but the one to keep.")
+    ] = False,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Your duplicate groups: each image on a line (group number, keep/copy, distance, id,
+    filename; tab separated on stdout). With --delete, every copy is deleted and the one to
+    keep stays."""
+    if kind not in ("exact", "near"):
+        raise _fail(f"--kind is exact or near, not {kind!r}", 2)
+    with _client(server, token, api_key) as client:
+        groups = _answer_or_fail(lambda: list(client.iter_duplicates(kind)))
+        copies = 0
+        for number, group in enumerate(groups, start=1):
+            for member in group["images"]:
+                image = member["image"]
+                role = "keep" if image["id"] == group["keep"] else "copy"
+                distance = "" if member["distance"] is None else member["distance"]
+                print(f"{number}\t{role}\t{distance}\t{image['id']}\t{image['original_filename']}")
+                if role == "copy":
+                    copies += 1
+                    if delete:
+                        _delete(client, str(image["id"]))
+    done = f", {copies} deleted" if delete else ""
+    console.print(f"{len(groups)} group(s) of {kind} duplicates, {copies} copies{done}")
+
+
 @app.command("export")
 def export_data(
     directory: Annotated[Path, typer.Argument(help="New (or empty) folder for the archive.")],

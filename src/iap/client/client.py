@@ -146,6 +146,34 @@ class IapClient:
                 return
             page = self.list_images(limit=limit, cursor=page["next_cursor"], **filters)
 
+    def similar(
+        self, image_id: str, limit: int = 20, max_distance: int | None = None
+    ) -> dict[str, Any]:
+        """Your images that look like ``image_id`` (perceptual hash), nearest first, each with
+        its ``distance``. Raises ``IapError`` 409 ``hashes_not_ready`` before its analysis."""
+        params: dict[str, Any] = {"limit": limit}
+        if max_distance is not None:
+            params["max_distance"] = max_distance
+        return dict(self._call("GET", f"/image/{image_id}/similar", params=params).json())
+
+    def duplicates(
+        self, kind: str = "exact", limit: int = 20, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """One page of your duplicate groups: ``exact`` (same bytes) or ``near`` (look-alikes)."""
+        params: dict[str, Any] = {"kind": kind, "limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return dict(self._call("GET", "/image/duplicates", params=params).json())
+
+    def iter_duplicates(self, kind: str = "exact", limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Every duplicate group of ``kind``, page after page."""
+        page = self.duplicates(kind, limit)
+        while True:
+            yield from page["data"]
+            if page["next_cursor"] is None:
+                return
+            page = self.duplicates(kind, limit, page["next_cursor"])
+
     def get_image(self, image_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/image/{image_id}").json())
 
