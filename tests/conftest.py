@@ -162,6 +162,26 @@ def postgres_url() -> Iterator[str]:
     asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database (plain ``postgresql://`` URL, as providers hand them out)."""
+    import asyncpg
+
+    server_dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"iap_fresh_{secrets.token_hex(4)}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(server_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    yield urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return _require("IAP_TEST_REDIS_URL")

@@ -15,10 +15,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -87,26 +85,6 @@ def test_migrate_creates_a_fresh_sqlite_database_and_is_idempotent(tmp_path: Pat
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"users", "images"} <= tables
-
-
-@pytest.fixture
-def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    """An empty PostgreSQL database (plain ``postgresql://`` URL, as providers hand them out)."""
-    import asyncpg
-
-    server_dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"iap_cli_{secrets.token_hex(4)}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(server_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    yield urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def postgres_revision(url: str) -> str | None:

@@ -4,10 +4,8 @@ on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -19,7 +17,6 @@ from iap.db import create_engine
 from iap.finding.likeness import to_int
 from iap.finding.models import ImageHash, NearPair
 from iap.images.models import Image
-from tests.conftest import _require
 
 ORIGINAL = "c3d1e0f0a5a5f00f"
 NEAR = "c3d1e0f0a5a5f00c"  # 2 bits away
@@ -111,22 +108,6 @@ def test_migration_indexes_existing_hashes_on_sqlite(tmp_path: Path) -> None:
     _check(asyncio.run(_migrate(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")))
 
 
-def test_migration_indexes_existing_hashes_on_postgresql() -> None:
-    import asyncpg
-
-    admin = _require("IAP_TEST_POSTGRES_URL").replace("postgresql+asyncpg://", "postgresql://")
-    name = f"iap_test_{secrets.token_hex(4)}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        url = urlunsplit(urlsplit(admin)._replace(path=f"/{name}", scheme="postgresql+asyncpg"))
-        _check(asyncio.run(_migrate(url)))
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def test_migration_indexes_existing_hashes_on_postgresql(fresh_postgres: str) -> None:
+    url = fresh_postgres.replace("postgresql://", "postgresql+asyncpg://", 1)
+    _check(asyncio.run(_migrate(url)))
