@@ -90,6 +90,23 @@ async def _rows(engine: Any) -> list[int]:
         return list((await connection.execute(text("SELECT x FROM t ORDER BY x"))).scalars())
 
 
+async def _hold(engine: Any, written: asyncio.Event, seconds: float, fail: bool = False) -> None:
+    """Write row 1, say so, and keep the write transaction open for ``seconds`` while other
+    coroutines run; then commit, or roll back by raising if ``fail``."""
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO t VALUES (1)"))
+        written.set()
+        await asyncio.sleep(seconds)
+        if fail:
+            raise RuntimeError("the request failed after its first write")
+
+
+async def _write_after(engine: Any, written: asyncio.Event, x: int) -> None:
+    await written.wait()
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO t VALUES (:x)"), {"x": x})
+
+
 def test_sqlite_writers_wait_their_turn_outside_sqlite(tmp_path: Path) -> None:
     """A writer held up for ten times SQLite's busy timeout still writes: it waited for its
     turn in the process, not in SQLite's sleep-and-retry loop. Without turns it fails."""
@@ -98,19 +115,9 @@ def test_sqlite_writers_wait_their_turn_outside_sqlite(tmp_path: Path) -> None:
     async def scenario() -> list[int]:
         await _with_table(engine)
         written = asyncio.Event()
-
-        async def holder() -> None:
-            async with engine.begin() as connection:
-                await connection.execute(text("INSERT INTO t VALUES (1)"))
-                written.set()
-                await asyncio.sleep(0.5)  # other coroutines run while this one holds SQLite
-
-        async def writer(x: int) -> None:
-            await written.wait()
-            async with engine.begin() as connection:
-                await connection.execute(text("INSERT INTO t VALUES (:x)"), {"x": x})
-
-        await asyncio.gather(holder(), *(writer(x) for x in range(2, 6)))
+        await asyncio.gather(
+            _hold(engine, written, 0.5), *(_write_after(engine, written, x) for x in range(2, 6))
+        )
         rows = await _rows(engine)
         await engine.dispose()
         return rows
@@ -124,23 +131,10 @@ def test_a_turn_ends_with_a_rollback_and_a_cancelled_wait_takes_none(tmp_path: P
     async def scenario() -> list[int]:
         await _with_table(engine)
         written = asyncio.Event()
-
-        async def fails() -> None:
-            async with engine.begin() as connection:
-                await connection.execute(text("INSERT INTO t VALUES (1)"))
-                written.set()
-                await asyncio.sleep(0.3)
-                raise RuntimeError("the request failed after its first write")
-
-        async def writer(x: int) -> None:
-            await written.wait()
-            async with engine.begin() as connection:
-                await connection.execute(text("INSERT INTO t VALUES (:x)"), {"x": x})
-
-        failing = asyncio.create_task(fails())
+        failing = asyncio.create_task(_hold(engine, written, 0.3, fail=True))
         await written.wait()
-        cancelled = asyncio.create_task(writer(2))
-        waiting = asyncio.create_task(writer(3))
+        cancelled = asyncio.create_task(_write_after(engine, written, 2))
+        waiting = asyncio.create_task(_write_after(engine, written, 3))
         await asyncio.sleep(0.1)
         cancelled.cancel()
         with pytest.raises(RuntimeError):
@@ -188,21 +182,9 @@ def test_a_turn_waited_for_too_long_goes_on_to_sqlite(
     async def scenario() -> None:
         await _with_table(engine)
         written = asyncio.Event()
-
-        async def holder() -> None:
-            async with engine.begin() as connection:
-                await connection.execute(text("INSERT INTO t VALUES (1)"))
-                written.set()
-                await asyncio.sleep(1.0)
-
-        async def writer() -> None:
-            await written.wait()
-            async with engine.begin() as connection:
-                await connection.execute(text("INSERT INTO t VALUES (2)"))
-
-        holding = asyncio.create_task(holder())
+        holding = asyncio.create_task(_hold(engine, written, 1.0))
         try:
-            await writer()
+            await _write_after(engine, written, 2)
         finally:
             await holding
             await engine.dispose()
