@@ -27,7 +27,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
@@ -208,7 +207,7 @@ def measure(
         fill(owner)
         print(f"  rows generated and loaded in {time.monotonic() - started:.0f} s")
 
-        async def one_row_and_deep_cursor() -> tuple[list[uuid.UUID], str, Callable[[], Any]]:
+        async def ids_and_deep_cursor() -> tuple[list[uuid.UUID], str]:
             engine = create_engine(settings.resolved_database_url)
             async with engine.connect() as conn:
                 ids = list(
@@ -228,9 +227,9 @@ def measure(
                     )
                 ).one()
             await engine.dispose()
-            return ids, pagination.encode("-upload_date", last[0], last[1]), lambda: None
+            return ids, pagination.encode("-upload_date", last[0], last[1])
 
-        ids, deep_cursor, _ = asyncio.run(one_row_and_deep_cursor())
+        ids, deep_cursor = asyncio.run(ids_and_deep_cursor())
         rng = random.Random(seed)
 
         def get(path: str, **params: Any) -> Callable[[], Any]:
@@ -330,21 +329,11 @@ def main() -> None:
         )
     base = os.environ.get("IAP_TEST_POSTGRES_URL")
     if base and not args.skip_postgres:
-        import asyncpg
+        from load import fresh_database
 
         admin = base.replace("postgresql+asyncpg://", "postgresql://")
-        name = f"iap_find_{secrets.token_hex(4)}"
-
-        async def run(sql: str) -> None:
-            conn = await asyncpg.connect(admin)
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
-
-        asyncio.run(run(f'CREATE DATABASE "{name}"'))
-        try:
-            url = urlunsplit(urlsplit(admin)._replace(path=f"/{name}", scheme="postgresql+asyncpg"))
+        with fresh_database(admin, f"iap_find_{secrets.token_hex(4)}") as plain:
+            url = plain.replace("postgresql://", "postgresql+asyncpg://", 1)
 
             async def migrate() -> None:
                 engine = create_engine(url)
@@ -367,8 +356,6 @@ def main() -> None:
                 goals += report(
                     "PostgreSQL", measure(settings, fill_scaled, args.runs, args.seed, deep), True
                 )
-        finally:
-            asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     else:
         print("PostgreSQL skipped: set IAP_TEST_POSTGRES_URL\n")
     print("== goals")
