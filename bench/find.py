@@ -2,7 +2,7 @@
 
 One owner with 100k images (by default) among 1M image rows in all (the rest spread over 99
 other owners), generated directly in the database with their perceptual hashes, about 1% exact
-copies and 2% near copies (with their pairs, as the analysis records them); on SQLite (the
+copies and 2% near copies (in near-duplicate groups, as the analysis records them); on SQLite (the
 embedded default) and on PostgreSQL (IAP_TEST_POSTGRES_URL, a new database, dropped after).
 Through the API (in-process, FastAPI's TestClient), p50/p99 of:
 - `/image/all` page 1, page 2,000 by `skip` (OFFSET) and page 2,000 by `cursor` (keyset);
@@ -74,10 +74,11 @@ def signed(value: int) -> int:
 
 
 def rows_for(owner: uuid.UUID, others: list[uuid.UUID], owner_images: int, total: int, seed: int):
-    """(images, hashes, pairs) as tuples, the owner's first."""
+    """(images, hashes) as rows, the owner's first; a copy and its original share a group."""
     rng = random.Random(seed)
     start = datetime(2020, 1, 1, tzinfo=UTC)
-    images, hashes, pairs = [], [], []
+    images: list[tuple[Any, ...]] = []
+    hashes: list[list[Any]] = []
     words = ["img", "holiday", "beach", "receipt", "scan", "DSC", "party", "cat", "report"]
     for n in range(total):
         user = owner if n < owner_images else others[n % len(others)]
@@ -112,18 +113,17 @@ def rows_for(owner: uuid.UUID, others: list[uuid.UUID], owner_images: int, total
             )
         )
         value = signed(phash)
-        hashes.append((image_id, user, value, signed(rng.getrandbits(64)), *bands(value)))
+        group = None
         if copy_of is not None:
-            a, b = sorted((copy_of[0], image_id), key=str)
-            distance = ((hashes[-2][2] ^ value) & ((1 << 64) - 1)).bit_count()
-            pairs.append((a, b, user, distance))
-    return images, hashes, pairs
+            group = hashes[-1][8] = hashes[-1][8] or hashes[-1][0]
+        hashes.append([image_id, user, value, signed(rng.getrandbits(64)), *bands(value), group])
+    return images, hashes
 
 
 async def fill_postgres(url: str, owner: uuid.UUID, data: tuple) -> list[uuid.UUID]:
     import asyncpg
 
-    images, hashes, pairs = data
+    images, hashes = data
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         row = await conn.fetchrow("SELECT * FROM users WHERE id = $1", owner)
@@ -140,11 +140,11 @@ async def fill_postgres(url: str, owner: uuid.UUID, data: tuple) -> list[uuid.UU
         )
         await conn.copy_records_to_table(
             "image_hashes",
-            records=hashes,
-            columns=["image_id", "user_id", "phash", "dhash", "band0", "band1", "band2", "band3"],
-        )
-        await conn.copy_records_to_table(
-            "near_pairs", records=pairs, columns=["first_id", "second_id", "user_id", "distance"]
+            records=[tuple(h) for h in hashes],
+            columns=[
+                *("image_id", "user_id", "phash", "dhash", "band0", "band1", "band2", "band3"),
+                "near_group",
+            ],
         )
         await conn.execute("ANALYZE")
     finally:
@@ -155,7 +155,7 @@ async def fill_postgres(url: str, owner: uuid.UUID, data: tuple) -> list[uuid.UU
 def fill_sqlite(path: Path, owner: uuid.UUID, data: tuple) -> None:
     import sqlite3
 
-    images, hashes, pairs = data
+    images, hashes = data
 
     def stamp(moment: datetime) -> str:
         return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -180,12 +180,9 @@ def fill_sqlite(path: Path, owner: uuid.UUID, data: tuple) -> None:
             ((i[0].hex, i[1].hex, *i[2:10], i[10], stamp(i[11]), stamp(i[12])) for i in images),
         )
         db.executemany(
-            "INSERT INTO image_hashes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((h[0].hex, h[1].hex, *h[2:]) for h in hashes),
-        )
-        db.executemany(
-            "INSERT INTO near_pairs (first_id, second_id, user_id, distance) VALUES (?, ?, ?, ?)",
-            ((a.hex, b.hex, u.hex, d) for a, b, u, d in pairs),
+            "INSERT INTO image_hashes (image_id, user_id, phash, dhash, band0, band1, band2, "
+            "band3, near_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((h[0].hex, h[1].hex, *h[2:8], h[8].hex if h[8] else None) for h in hashes),
         )
         db.commit()
         db.execute("ANALYZE")

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from skimage import data
 
-from iap.finding.likeness import band_values, bands, distance, groups, to_int
+from iap.finding.likeness import band_values, bands, distance, to_int
 from tests.factories import Account, make_account, uploaded, wait_for_analysis
 from tests.images.test_upload import assert_error
 
@@ -234,8 +234,3 @@ def test_every_hash_within_the_distance_shares_a_looked_up_band_value() -> None:
             assert distance(value, flipped) == most
             wanted = band_values(value, most)
             assert any(b in wanted[n] for n, b in enumerate(bands(flipped)))
-
-
-def test_groups_are_the_connected_sets_of_pairs() -> None:
-    found = sorted(map(sorted, groups([(1, 2), (3, 4), (2, 5), (6, 6)])))
-    assert found == [[1, 2, 5], [3, 4], [6]]

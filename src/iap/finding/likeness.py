@@ -1,12 +1,10 @@
 """Perceptual-hash arithmetic: hex digests to signed 64-bit integers and 16-bit bands, Hamming
-distances, the band values a multi-index lookup asks for, and groups from pairs."""
+distances, the band values a multi-index lookup asks for."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
 from functools import cache
-from typing import TypeVar
 
 BANDS = 4
 BAND_BITS = 16
@@ -16,8 +14,6 @@ BAND_BITS = 16
 DUPLICATE_DISTANCE = 10
 # The farthest /similar looks (4 bits per band: 2,517 band values per band to ask for).
 MAX_DISTANCE = 16
-
-K = TypeVar("K")
 
 
 def to_int(hex_digest: str) -> int:
@@ -54,24 +50,3 @@ def band_values(value: int, max_distance: int) -> list[list[int]]:
     differing bits)."""
     flips = _flips(max_distance // BANDS)
     return [sorted(band ^ flip for flip in flips) for band in bands(value)]
-
-
-def groups(pairs: Iterable[tuple[K, K]]) -> Iterator[set[K]]:
-    """The connected sets of the graph these pairs are the edges of (union-find)."""
-    parent: dict[K, K] = {}
-
-    def root(node: K) -> K:
-        parent.setdefault(node, node)
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for a, b in pairs:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[rb] = ra
-    members: dict[K, set[K]] = {}
-    for node in parent:
-        members.setdefault(root(node), set()).add(node)
-    yield from members.values()

@@ -3,8 +3,8 @@
 row), and groups of duplicates, byte-identical (SHA-256) or near (pHash distance).
 
 The hashes are indexed in the transaction that records the analysis (``index_hashes``), and
-so are the new image's near pairs: a group is then read from a handful of pair rows, never
-computed by comparing every image with every other at request time."""
+the new image joins (or merges) its look-alikes' near-duplicate group there: a page of groups
+is then an index read, never a comparison of every image with every other at request time."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, any_, delete, func, literal, or_, select, text
+from sqlalchemy import ARRAY, Integer, any_, delete, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.auth.models import User
 from iap.finding import likeness
-from iap.finding.models import ImageHash, NearPair
+from iap.finding.models import ImageHash
 from iap.images import pagination
+from iap.images.errors import InvalidCursor
 from iap.images.models import Image
 
 _BANDS = (ImageHash.band0, ImageHash.band1, ImageHash.band2, ImageHash.band3)
@@ -39,41 +40,56 @@ async def index_hashes(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(user_id)}
         )
     await session.execute(delete(ImageHash).where(ImageHash.image_id == image_id))
-    await session.execute(
-        delete(NearPair).where(or_(NearPair.first_id == image_id, NearPair.second_id == image_id))
-    )
     b = likeness.bands(phash)
-    session.add(
-        ImageHash(
-            image_id=image_id,
-            user_id=user_id,
-            phash=phash,
-            dhash=dhash,
-            band0=b[0],
-            band1=b[1],
-            band2=b[2],
-            band3=b[3],
-        )
+    row = ImageHash(
+        image_id=image_id,
+        user_id=user_id,
+        phash=phash,
+        dhash=dhash,
+        band0=b[0],
+        band1=b[1],
+        band2=b[2],
+        band3=b[3],
     )
     near = await _within(session, user_id, image_id, phash, likeness.DUPLICATE_DISTANCE)
-    # A pair's rows hold its images' keys: an image being deleted right now (locked for it)
-    # is left out rather than waited for, which could deadlock with an account's deletion.
-    alive = (
-        set(
+    if near:
+        # An image being deleted right now (locked for it) is left out rather than waited
+        # for, which could deadlock with an account's deletion.
+        alive = set(
             await session.scalars(
                 select(Image.id)
                 .where(Image.id.in_([other for other, _ in near]))
                 .with_for_update(read=True, key_share=True, skip_locked=True)
             )
         )
-        if near
-        else set()
+        if alive:
+            row.near_group = await _join_groups(session, user_id, image_id, alive)
+    session.add(row)
+
+
+async def _join_groups(
+    session: AsyncSession, user_id: uuid.UUID, image_id: uuid.UUID, neighbours: set[uuid.UUID]
+) -> uuid.UUID:
+    """One group for the new image and its look-alikes: the groups they are in merge into
+    the first of them (by id), or the new image starts one; returns its id."""
+    found = await session.execute(
+        select(ImageHash.image_id, ImageHash.near_group).where(ImageHash.image_id.in_(neighbours))
     )
-    for other, distance in near:
-        if other not in alive:
-            continue
-        first, second = sorted((image_id, other), key=str)
-        session.add(NearPair(first_id=first, second_id=second, user_id=user_id, distance=distance))
+    members = {other: group for other, group in found}
+    existing = sorted({group for group in members.values() if group is not None}, key=str)
+    group = existing[0] if existing else image_id
+    ungrouped = [other for other, g in members.items() if g is None]
+    if ungrouped:
+        await session.execute(
+            update(ImageHash).where(ImageHash.image_id.in_(ungrouped)).values(near_group=group)
+        )
+    if len(existing) > 1:
+        await session.execute(
+            update(ImageHash)
+            .where(ImageHash.user_id == user_id, ImageHash.near_group.in_(existing[1:]))
+            .values(near_group=group)
+        )
+    return group
 
 
 def _lock_key(user_id: uuid.UUID) -> int:
@@ -156,8 +172,9 @@ async def duplicate_groups(
     """A page of the owner's duplicate groups, in a stable order, and the next page's cursor.
 
     ``exact``: images with the same SHA-256 (found from upload on, analysed or not). ``near``:
-    connected sets of near pairs (pHash within ``DUPLICATE_DISTANCE``; byte-identical copies
-    are among them once analysed)."""
+    the near-duplicate groups (pHash within ``DUPLICATE_DISTANCE``, single linkage;
+    byte-identical copies are among them once analysed). A deleted image leaves its group
+    as it was: the others stay together even if it was what joined them."""
     after = pagination.decode_key(cursor, f"duplicates-{kind}") if cursor is not None else None
     if kind == "exact":
         keyed = await _exact_page(session, user, after, limit + 1)
@@ -220,13 +237,32 @@ async def _exact_page(
 async def _near_page(
     session: AsyncSession, user: User, after: str | None, limit: int
 ) -> list[tuple[str, list[uuid.UUID]]]:
-    rows = await session.execute(
-        select(NearPair.first_id, NearPair.second_id).where(NearPair.user_id == user.id)
-    )
-    keyed = sorted(
-        (min(str(i) for i in group), sorted(group, key=str))
-        for group in likeness.groups((a, b) for a, b in rows)
+    grouped = ImageHash.near_group
+    query = (
+        select(grouped)
+        .where(ImageHash.user_id == user.id, grouped.is_not(None))
+        .group_by(grouped)
+        .having(func.count() > 1)
+        .order_by(grouped)
+        .limit(limit)
     )
     if after is not None:
-        keyed = [entry for entry in keyed if entry[0] > after]
-    return keyed[:limit]
+        query = query.where(grouped > _group_id(after))
+    groups = list(await session.scalars(query))
+    if not groups:
+        return []
+    rows = await session.execute(
+        select(grouped, ImageHash.image_id).where(ImageHash.user_id == user.id, grouped.in_(groups))
+    )
+    members: dict[uuid.UUID, list[uuid.UUID]] = {group: [] for group in groups if group}
+    for group, image_id in rows:
+        if group is not None:
+            members[group].append(image_id)
+    return [(str(group), ids) for group, ids in members.items()]
+
+
+def _group_id(key: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        raise InvalidCursor() from None

@@ -1,4 +1,4 @@
-"""perceptual hashes in indexed bands, and near-duplicate pairs
+"""perceptual hashes in indexed bands, and near-duplicate groups
 
 Revision ID: 0005
 Revises: 0004
@@ -8,6 +8,7 @@ Existing analysed images get their rows from their stored hashes results.
 """
 
 import json
+import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ def upgrade() -> None:
         sa.Column("phash", sa.BigInteger(), nullable=False),
         sa.Column("dhash", sa.BigInteger(), nullable=False),
         *(sa.Column(f"band{n}", sa.Integer(), nullable=False) for n in range(4)),
+        sa.Column("near_group", sa.Uuid(), nullable=True),
         sa.ForeignKeyConstraint(
             ["image_id"],
             ["images.id"],
@@ -46,34 +48,7 @@ def upgrade() -> None:
     )
     for n in range(4):
         op.create_index(f"ix_image_hashes_band{n}", "image_hashes", ["user_id", f"band{n}"])
-    op.create_table(
-        "near_pairs",
-        sa.Column("first_id", sa.Uuid(), nullable=False),
-        sa.Column("second_id", sa.Uuid(), nullable=False),
-        sa.Column("user_id", sa.Uuid(), nullable=False),
-        sa.Column("distance", sa.SmallInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["first_id"],
-            ["images.id"],
-            name=op.f("fk_near_pairs_first_id_images"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["second_id"],
-            ["images.id"],
-            name=op.f("fk_near_pairs_second_id_images"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_near_pairs_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("first_id", "second_id", name=op.f("pk_near_pairs")),
-    )
-    op.create_index("ix_near_pairs_user", "near_pairs", ["user_id"])
-    op.create_index("ix_near_pairs_second", "near_pairs", ["second_id"])
+    op.create_index("ix_image_hashes_near_group", "image_hashes", ["user_id", "near_group"])
     _backfill()
 
 
@@ -83,8 +58,9 @@ def _signed(hex_digest: str) -> int:
 
 
 def _backfill() -> None:
-    """One row per analysed image from its newest succeeded hashes result; then, per owner,
-    the pairs within the distance (by band, as the application finds them)."""
+    """One row per analysed image from its newest succeeded hashes result, with, per owner,
+    the near-duplicate groups of those within the distance (found by band, as the
+    application finds them; joined by single linkage)."""
     bind = op.get_bind()
     rows = bind.execute(
         sa.text(
@@ -101,54 +77,71 @@ def _backfill() -> None:
         except (KeyError, TypeError, ValueError):
             continue
         newest[image_id] = (user_id, phash, dhash)
+    by_user: dict[object, list[tuple[object, int]]] = {}
+    for image_id, (user_id, phash, _dhash) in newest.items():
+        by_user.setdefault(user_id, []).append((image_id, phash & ((1 << 64) - 1)))
+    group_of: dict[object, object] = {}
+    for images in by_user.values():
+        group_of |= _groups(images)
     hashes = sa.table(
         "image_hashes",
         *(sa.column(name) for name in ("image_id", "user_id", "phash", "dhash")),
+        sa.column("near_group", sa.Uuid()),
         *(sa.column(f"band{n}") for n in range(4)),
     )
-    pairs = sa.table(
-        "near_pairs", *(sa.column(c) for c in ("first_id", "second_id", "user_id", "distance"))
-    )
-    by_user: dict[object, list[tuple[object, int]]] = {}
     hash_rows = []
     for image_id, (user_id, phash, dhash) in newest.items():
         unsigned = phash & ((1 << 64) - 1)
-        bands = {f"band{n}": (unsigned >> (16 * n)) & 0xFFFF for n in range(4)}
         hash_rows.append(
-            {"image_id": image_id, "user_id": user_id, "phash": phash, "dhash": dhash, **bands}
+            {
+                "image_id": image_id,
+                "user_id": user_id,
+                "phash": phash,
+                "dhash": dhash,
+                "near_group": group_of.get(image_id),
+                **{f"band{n}": (unsigned >> (16 * n)) & 0xFFFF for n in range(4)},
+            }
         )
-        by_user.setdefault(user_id, []).append((image_id, unsigned))
     if hash_rows:
         op.bulk_insert(hashes, hash_rows)
-    pair_rows = []
-    for user_id, images in by_user.items():
-        # Images within the distance share a band within DUPLICATE_DISTANCE // 4 bits, at
-        # most 2: look each image up in per-band buckets of the images before it.
-        buckets: list[dict[int, list[tuple[object, int]]]] = [{} for _ in range(4)]
-        for image_id, value in images:
-            seen: set[object] = set()
-            for n in range(4):
-                band = (value >> (16 * n)) & 0xFFFF
-                for candidate in _around(band, DUPLICATE_DISTANCE // 4):
-                    for other, other_value in buckets[n].get(candidate, ()):
-                        if other in seen:
-                            continue
-                        seen.add(other)
-                        distance = (value ^ other_value).bit_count()
-                        if distance <= DUPLICATE_DISTANCE:
-                            first, second = sorted((image_id, other), key=str)
-                            pair_rows.append(
-                                {
-                                    "first_id": first,
-                                    "second_id": second,
-                                    "user_id": user_id,
-                                    "distance": distance,
-                                }
-                            )
-            for n in range(4):
-                buckets[n].setdefault((value >> (16 * n)) & 0xFFFF, []).append((image_id, value))
-    if pair_rows:
-        op.bulk_insert(pairs, pair_rows)
+
+
+def _groups(images: list[tuple[object, int]]) -> dict[object, object]:
+    """Image -> group (its first member's id) for images within the distance of another."""
+    # Images within the distance share a band within DUPLICATE_DISTANCE // 4 bits, at most
+    # 2: look each image up in per-band buckets of the images before it.
+    buckets: list[dict[int, list[tuple[object, int]]]] = [{} for _ in range(4)]
+    parent: dict[object, object] = {}
+
+    def root(node: object) -> object:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for image_id, value in images:
+        parent[image_id] = image_id
+        for n in range(4):
+            band = (value >> (16 * n)) & 0xFFFF
+            for candidate in _around(band, DUPLICATE_DISTANCE // 4):
+                for other, other_value in buckets[n].get(candidate, ()):
+                    if (value ^ other_value).bit_count() <= DUPLICATE_DISTANCE:
+                        parent[root(image_id)] = root(other)
+        for n in range(4):
+            buckets[n].setdefault((value >> (16 * n)) & 0xFFFF, []).append((image_id, value))
+    members: dict[object, list[object]] = {}
+    for image_id in parent:
+        members.setdefault(root(image_id), []).append(image_id)
+    return {
+        image_id: _as_uuid(group[0])
+        for group in members.values()
+        if len(group) > 1
+        for image_id in group
+    }
+
+
+def _as_uuid(value: object) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _around(band: int, radius: int) -> list[int]:
@@ -161,9 +154,7 @@ def _around(band: int, radius: int) -> list[int]:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_near_pairs_second", table_name="near_pairs")
-    op.drop_index("ix_near_pairs_user", table_name="near_pairs")
-    op.drop_table("near_pairs")
+    op.drop_index("ix_image_hashes_near_group", table_name="image_hashes")
     for n in range(4):
         op.drop_index(f"ix_image_hashes_band{n}", table_name="image_hashes")
     op.drop_table("image_hashes")
