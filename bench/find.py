@@ -146,7 +146,7 @@ async def fill_postgres(url: str, owner: uuid.UUID, data: tuple) -> list[uuid.UU
                 "near_group",
             ],
         )
-        await conn.execute("ANALYZE")
+        await conn.execute("VACUUM (ANALYZE)")  # as autovacuum leaves a settled table
     finally:
         await conn.close()
     return others

@@ -374,3 +374,33 @@ def test_a_failed_analysis_shows_its_error_and_an_admin_retries_it(
     expect(owner.locator(".image-head [data-role=status]")).to_have_text(
         "analysed", timeout=ANALYSED
     )
+
+
+def test_the_image_page_shows_its_look_alikes_and_not_the_others(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    page = new_page()
+    sign_up(page, ui_server, f"lookalike_{secrets.token_hex(4)}")
+    smaller = io.BytesIO()
+    Image.open(io.BytesIO(PORTRAIT)).resize((256, 320)).save(smaller, "JPEG", quality=40)
+    page.get_by_label("Drop images here or choose files").set_input_files(
+        [
+            FilePayload(name="astronaut.jpg", mimeType="image/jpeg", buffer=PORTRAIT),
+            FilePayload(name="small.jpg", mimeType="image/jpeg", buffer=smaller.getvalue()),
+            FilePayload(name="coffee.png", mimeType="image/png", buffer=landscape()),
+        ]
+    )
+    for name in ("astronaut.jpg", "small.jpg", "coffee.png"):
+        expect(page.locator(".card", has_text=name).locator("[data-role=status]")).to_have_text(
+            "analysed", timeout=ANALYSED
+        )
+    page.locator(".card", has_text="astronaut.jpg").get_by_role("link").click()
+    strip = page.get_by_role("list", name="Images that look like this one, nearest first")
+    expect(strip.locator(".card")).to_have_count(1)
+    expect(strip.locator(".card")).to_contain_text("small.jpg")
+    strip.get_by_role("link").click()
+    expect(page.get_by_role("heading", name="small.jpg")).to_be_visible()
+    page.get_by_role("link", name="Gallery").first.click()
+    page.locator(".card", has_text="coffee.png").get_by_role("link").click()
+    expect(page.get_by_role("heading", name="coffee.png")).to_be_visible()
+    expect(page.get_by_role("heading", name="Looks like")).to_have_count(0)

@@ -19,6 +19,8 @@ from iap.analysis.models import JobStatus
 from iap.analysis.results import analysis_results
 from iap.auth.models import User
 from iap.deps import DbSession
+from iap.finding import likeness
+from iap.finding import service as finding
 from iap.images import service as image_service
 from iap.images.errors import ImageNotFound, NotImageOwner
 from iap.images.inspection import ALLOWED_FORMATS
@@ -29,6 +31,8 @@ from iap.web.placeholders import placeholder_uri
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 24
+# Look-alikes shown under an image (nearest first).
+SIMILAR_STRIP = 8
 
 
 @dataclass
@@ -236,11 +240,15 @@ async def image_page(
     )
     derivatives = results.succeeded(DerivativesResult)
     preview = max((t.size for t in derivatives.thumbnails), default=None) if derivatives else None
+    near = await finding.similar(
+        session, browser.user, row, limit=SIMILAR_STRIP, max_distance=likeness.DUPLICATE_DISTANCE
+    )
     context = {
         "image": image,
         "status": image.analysis.status.value if image.analysis else "none",
         "results": results,
         "canvas": canvas,
         "preview": preview,
+        "similar": await _cards(session, [other for other, _ in near or []]),
     }
     return render(request, browser, "image.html", context)
