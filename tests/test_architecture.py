@@ -194,6 +194,7 @@ def test_the_web_ui_is_split_by_page_family() -> None:
     assert PAGES == [
         "iap.web.account",
         "iap.web.admin",
+        "iap.web.duplicates",
         "iap.web.gallery",
         "iap.web.pages",
         "iap.web.sessions",

@@ -281,6 +281,8 @@ def test_every_page_passes_an_accessibility_audit(
     assert_accessible(page)
     page.get_by_role("link", name="Account").click()
     assert_accessible(page)
+    page.get_by_role("link", name="Duplicates").click()
+    assert_accessible(page)
 
 
 def test_files_dropped_on_the_page_are_uploaded(
@@ -404,3 +406,39 @@ def test_the_image_page_shows_its_look_alikes_and_not_the_others(
     page.locator(".card", has_text="coffee.png").get_by_role("link").click()
     expect(page.get_by_role("heading", name="coffee.png")).to_be_visible()
     expect(page.get_by_role("heading", name="Looks like")).to_have_count(0)
+
+
+def test_the_duplicates_page_keeps_one_of_each_group_in_one_action(
+    ui_server: LiveServer, new_page: PageFactory
+) -> None:
+    page = new_page()
+    sign_up(page, ui_server, f"dup_{secrets.token_hex(4)}")
+    coffee_png = landscape()
+    page.get_by_label("Drop images here or choose files").set_input_files(
+        [
+            FilePayload(name="first.png", mimeType="image/png", buffer=coffee_png),
+            FilePayload(name="second.png", mimeType="image/png", buffer=coffee_png),
+            FilePayload(name="third.png", mimeType="image/png", buffer=coffee_png),
+            FilePayload(name="astronaut.jpg", mimeType="image/jpeg", buffer=PORTRAIT),
+        ]
+    )
+    for name in ("first.png", "second.png", "third.png", "astronaut.jpg"):
+        expect(page.locator(".card", has_text=name).locator("[data-role=status]")).to_have_text(
+            "analysed", timeout=ANALYSED
+        )
+    page.get_by_role("link", name="Duplicates").click()
+    groups = page.locator(".duplicate-group")
+    expect(groups).to_have_count(1)
+    expect(groups.locator(".card")).to_have_count(3)
+    expect(groups).not_to_contain_text("astronaut.jpg")
+    keep = groups.locator(".card").first.get_attribute("data-image-id")
+    assert_accessible(page)
+    screenshot(page, "duplicates")
+    groups.get_by_role("button", name="Keep this one, delete 2 others").click()
+    expect(page.get_by_text("Kept one, deleted 2.")).to_be_visible()
+    expect(groups).to_have_count(0)
+    page.get_by_role("link", name="Look alike").click()
+    expect(page.get_by_text("No duplicates that look alike.")).to_be_visible()
+    page.get_by_role("link", name="Gallery").first.click()
+    expect(page.locator("#grid .card")).to_have_count(2)
+    expect(page.locator(f'#grid .card[data-image-id="{keep}"]')).to_be_visible()

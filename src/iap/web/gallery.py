@@ -135,7 +135,7 @@ class Card:
         return self.image.analysis.status.value if self.image.analysis else "none"
 
 
-async def _cards(session: DbSession, images: list[Any]) -> list[Card]:
+async def cards_of(session: DbSession, images: list[Any]) -> list[Card]:
     hashes = await analysis_service.latest_results(
         session, [image.id for image in images], HashesResult
     )
@@ -164,7 +164,7 @@ async def _gallery_page(session: DbSession, user: User, query: GalleryQuery) -> 
     has_more = found.next_cursor is not None
     return CardsPage(
         total=total,
-        cards=await _cards(session, found.rows),
+        cards=await cards_of(session, found.rows),
         more=query.url("/gallery", query.page + 1) if has_more else None,
         more_fragment=query.url("/gallery/cards", query.page + 1) if has_more else None,
     )
@@ -213,7 +213,7 @@ async def gallery_card(
     image = await _owned(session, browser.user, image_id)
     if image is None:
         return Response(status_code=status.HTTP_404_NOT_FOUND)
-    (card,) = await _cards(session, [image])
+    (card,) = await cards_of(session, [image])
     return render(request, browser, "_card.html", {"card": card})
 
 
@@ -249,6 +249,6 @@ async def image_page(
         "results": results,
         "canvas": canvas,
         "preview": preview,
-        "similar": await _cards(session, [other for other, _ in near or []]),
+        "similar": await cards_of(session, [other for other, _ in near or []]),
     }
     return render(request, browser, "image.html", context)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from iap.web import account, admin, gallery, sessions
+from iap.web import account, admin, duplicates, gallery, sessions
 
 router = APIRouter(include_in_schema=False)
-for family in (sessions, gallery, account, admin):
+for family in (sessions, gallery, duplicates, account, admin):
     router.include_router(family.router)

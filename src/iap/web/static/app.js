@@ -412,6 +412,42 @@ function initAdmin() {
   });
 }
 
-const PAGES = { gallery: initGallery, image: initImage, account: initAccount, admin: initAdmin };
+// ---------------------------------------------------------------------------------------------
+// Duplicates: keep one image of a group, delete the others, in one action.
+
+function initDuplicates() {
+  document.querySelector("main").addEventListener("click", async (event) => {
+    const button = event.target.closest('[data-action="keep-one"]');
+    if (!button) return;
+    const group = button.closest(".duplicate-group");
+    const copies = group.dataset.copies.split(" ").filter(Boolean);
+    button.disabled = true;
+    let deleted = 0;
+    try {
+      for (const id of copies) {
+        try {
+          await api("DELETE", `/image/${id}`);
+        } catch (err) {
+          if (err.status !== 404) throw err; // already gone is what was wanted
+        }
+        group.querySelector(`.card[data-image-id="${id}"]`)?.remove();
+        deleted += 1;
+      }
+      group.remove();
+      toast(`Kept one, deleted ${deleted}.`);
+    } catch (err) {
+      button.disabled = false;
+      toast(`${err.message} (${deleted} deleted before it)`, "error");
+    }
+  });
+}
+
+const PAGES = {
+  gallery: initGallery,
+  image: initImage,
+  duplicates: initDuplicates,
+  account: initAccount,
+  admin: initAdmin,
+};
 const init = PAGES[document.body.dataset.page];
 if (init) init();
