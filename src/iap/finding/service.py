@@ -29,7 +29,8 @@ _BANDS = (ImageHash.band0, ImageHash.band1, ImageHash.band2, ImageHash.band3)
 async def index_hashes(
     session: AsyncSession, image_id: uuid.UUID, user_id: uuid.UUID, result: dict[str, Any]
 ) -> None:
-    """Record (or replace) an image's hashes and its near pairs, in the caller's transaction.
+    """Record (or replace) an image's hashes and put it in its look-alikes' group, in the caller's
+    transaction.
 
     On PostgreSQL the owner's recordings take turns (a transaction-scoped advisory lock), so
     that two look-alike images recorded at once each see the other; SQLite has one writer at
