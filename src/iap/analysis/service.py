@@ -40,6 +40,8 @@ from iap.auth.models import User
 from iap.cache import Cache
 from iap.db import utcnow
 from iap.finding import service as finding
+from iap.finding.indexing import reindex
+from iap.finding.words import ANALYSED
 from iap.images.models import Image
 from iap.images.service import (
     delete_image_files,
@@ -263,6 +265,10 @@ async def record_success(
         for outcome in outcomes:
             if outcome.analyser == "hashes" and outcome.status == "succeeded" and outcome.result:
                 await finding.index_hashes(session, ticket.image_id, ticket.user_id, outcome.result)
+        if any(outcome.analyser in ANALYSED for outcome in outcomes):
+            image = await session.get(Image, ticket.image_id)
+            if image is not None:
+                await reindex(session, image)
         job.error = None
         requeued = _end_run(job, JobStatus.SUCCEEDED)
         await session.commit()

@@ -11,3 +11,9 @@ class HashesNotReady(AppError):
         "running, failed, or the hashes analyser is off): ask again once its analysis has "
         "succeeded."
     )
+
+
+class InvalidQuery(AppError):
+    status = 422
+    code = "invalid_query"
+    detail = "This query cannot be searched for."

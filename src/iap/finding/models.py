@@ -1,11 +1,11 @@
-"""What makes images findable by likeness: each image's perceptual hashes, split into indexed
-bands, and the near-duplicate group it belongs to."""
+"""What makes images findable: each image's perceptual hashes, split into indexed bands, and
+the near-duplicate group it belongs to (by likeness); its words, field by field (by text)."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iap.db import Base
@@ -39,3 +39,34 @@ class ImageHash(Base):
         *(Index(f"ix_image_hashes_band{n}", "user_id", f"band{n}") for n in range(4)),
         Index("ix_image_hashes_near_group", "user_id", "near_group"),
     )
+
+
+class ImageSearch(Base):
+    """An image's searchable words, one column per field, each its folded words joined by
+    spaces (``iap.finding.words.document``), rewritten in every transaction that changes
+    one of its sources (the image's own fields, its text and EXIF results).
+
+    The databases index these columns with their own full-text engines, created by the
+    migration (0006) and not declared here: on SQLite an FTS5 table over them (external
+    content, rowid ``id``, kept current by triggers) and a trigram one over ``filename``; on
+    PostgreSQL a generated, weighted ``document`` tsvector with a GIN index, and a trigram
+    GIN index on ``filename``."""
+
+    __tablename__ = "image_search"
+
+    # An explicit integer key: the FTS5 index refers to rows by it (VACUUM may renumber an
+    # implicit rowid).
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    image_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), unique=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    camera: Mapped[str] = mapped_column(Text, default="")

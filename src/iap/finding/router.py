@@ -1,4 +1,4 @@
-"""Finding images: near-duplicates of one image, and groups of duplicates."""
+"""Finding images: search by words, near-duplicates of one image, and groups of duplicates."""
 
 from __future__ import annotations
 
@@ -10,22 +10,89 @@ from fastapi import APIRouter, Query
 from iap.auth.deps import SIGNED_IN, CurrentUser
 from iap.deps import DbSession
 from iap.errors import error_responses
-from iap.finding import likeness, service
-from iap.finding.errors import HashesNotReady
+from iap.finding import likeness, search, service, words
+from iap.finding.errors import HashesNotReady, InvalidQuery
 from iap.finding.schemas import (
     DuplicateGroup,
     DuplicateKind,
     DuplicateMember,
     DuplicatePage,
+    SearchField,
+    SearchHit,
+    SearchMatch,
+    SearchPage,
     SimilarImage,
     SimilarPage,
 )
 from iap.images.errors import OWNED_IMAGE, InvalidCursor
 from iap.images.pagination import MAX_CURSOR
+from iap.images.router import Filters
 from iap.images.schemas import ImageOut
 from iap.images.service import get_owned_image
+from iap.text import NO_CONTROL_PATTERN
 
 router = APIRouter(prefix="/image", tags=["finding"])
+
+
+@router.get(
+    "/search",
+    response_model=SearchPage,
+    responses=error_responses(*SIGNED_IN, InvalidQuery, InvalidCursor),
+)
+async def search_images(
+    user: CurrentUser,
+    session: DbSession,
+    filters: Filters,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=NO_CONTROL_PATTERN,
+            description="Words to find, all of them (case and accents do not matter); "
+            '`bake*` for words that begin so; `"in quotes"` for words in a row. Anything '
+            f"else is only text. At most {words.MAX_TERMS} terms.",
+            examples=['bakery "opening hours"', "img_20*"],
+        ),
+    ],
+    limit: Annotated[int, Query(ge=1, le=100, description="Hits per page.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR, description="A page's `next_cursor`.")
+    ] = None,
+) -> SearchPage:
+    """Your images whose filename, tags, description, recognised text (OCR) or camera and lens
+    names contain the words, best first, each with the fields that matched and a snippet of
+    each. A query of three or more characters also finds filenames that contain it anywhere
+    (`mg_99` finds `IMG_9912.JPG`). Takes the list filters of `/image/all`."""
+    try:
+        query = words.parse(q)
+    except words.QueryError as exc:
+        raise InvalidQuery(str(exc)) from None
+    hits, next_cursor = await search.search(
+        session, user, query, filters, limit=limit, cursor=cursor
+    )
+    return SearchPage(
+        query=" ".join(term.fts5() for term in query.terms),
+        data=[
+            SearchHit(
+                score=hit.score,
+                matches=[
+                    SearchMatch(
+                        field=SearchField(match.field),
+                        snippet="".join(part.text for part in match.fragments),
+                        parts=[
+                            {"text": part.text, "highlight": part.highlight}
+                            for part in match.fragments
+                        ],
+                    )
+                    for match in hit.matches
+                ],
+                image=ImageOut.model_validate(hit.image),
+            )
+            for hit in hits
+        ],
+        next_cursor=next_cursor,
+    )
 
 
 @router.get(

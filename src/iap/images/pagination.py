@@ -27,7 +27,7 @@ class After:
     id: uuid.UUID
 
 
-def encode(order: str, value: datetime | str | int, last_id: uuid.UUID) -> str:
+def encode(order: str, value: datetime | str | float, last_id: uuid.UUID) -> str:
     plain = value.isoformat() if isinstance(value, datetime) else value
     raw = json.dumps([order, plain, str(last_id)], separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -63,6 +63,8 @@ def _typed(value: Any, value_type: type) -> Any:
         return value
     if value_type is str and isinstance(value, str):
         return value
+    if value_type is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
     raise ValueError(f"expected a {value_type.__name__}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
@@ -154,12 +155,7 @@ async def upload_image(
     return ImageOut.model_validate(image)
 
 
-@router.get("/all", response_model=ImagePage, responses=error_responses(*SIGNED_IN, InvalidCursor))
-async def list_images(
-    user: CurrentUser,
-    session: DbSession,
-    skip: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, starting at 1.")] = 1,
-    limit: Annotated[int, Query(ge=1, le=100, description="Images per page.")] = 20,
+def image_filters(
     status_: Annotated[
         JobStatus | None, Query(alias="status", description="Analysis status.")
     ] = None,
@@ -182,12 +178,34 @@ async def list_images(
     uploaded_before: Annotated[
         Moment | None, Query(description=f"Uploaded before this moment. {MOMENTS}")
     ] = None,
+) -> service.ImageFilters:
+    """The list filters, as query parameters (shared by the list and search)."""
+    return service.ImageFilters(
+        status=status_,
+        tags=tag or [],
+        format=format_,
+        uploaded_after=uploaded_after,
+        uploaded_before=uploaded_before,
+    )
+
+
+Filters = Annotated[service.ImageFilters, Depends(image_filters)]
+
+
+@router.get("/all", response_model=ImagePage, responses=error_responses(*SIGNED_IN, InvalidCursor))
+async def list_images(
+    user: CurrentUser,
+    session: DbSession,
+    filters: Filters,
+    skip: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, starting at 1.")] = 1,
+    limit: Annotated[int, Query(ge=1, le=100, description="Images per page.")] = 20,
     q: Annotated[
         str | None,
         Query(
             max_length=200,
             pattern=NO_CONTROL_PATTERN,
-            description="Text in the filename, description or tags.",
+            description="Text in the filename, description or tags (a plain substring; "
+            "`/image/search` searches every field by word, ranked).",
         ),
     ] = None,
     sort: SortKey = SortKey.UPLOAD_DATE_DESC,
@@ -205,14 +223,7 @@ async def list_images(
     ``total``), or follow each page's ``next_cursor`` (keyset paging, for deep lists)."""
     if cursor is not None and skip != 1:
         raise InvalidCursor("Give either skip (a page number) or cursor, not both.")
-    filters = service.ImageFilters(
-        status=status_,
-        tags=tag or [],
-        format=format_,
-        uploaded_after=uploaded_after,
-        uploaded_before=uploaded_before,
-        text=q,
-    )
+    filters = dataclasses.replace(filters, text=q)
     found = await service.list_images(
         session, user, filters, page=skip, limit=limit, sort=sort, cursor=cursor
     )

@@ -12,7 +12,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import ColumnElement, Select, delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,7 @@ from iap.analysis.models import AnalysisJob, JobStatus
 from iap.auth.models import User
 from iap.cache import Cache
 from iap.db import utcnow
+from iap.finding.indexing import reindex
 from iap.images import pagination
 from iap.images.errors import ImageNotFound, NotImageOwner
 from iap.images.inspection import ImageFacts
@@ -29,6 +30,8 @@ from iap.images.schemas import ImageOut, SortKey
 from iap.storage import BlobStorage, StorageUnavailable
 
 log = logging.getLogger(__name__)
+
+AnySelect = TypeVar("AnySelect", bound=Select[Any])
 
 ORIGINALS = "originals/"
 DERIVATIVES = "derivatives/"
@@ -82,6 +85,7 @@ async def create_image(
     )
     session.add(image)
     try:
+        await reindex(session, image, analysed=False)
         await session.commit()
     except BaseException:
         await session.rollback()
@@ -162,7 +166,8 @@ _SORTS = {
 }
 
 
-def _filtered(query: Select[Image], user: User, filters: ImageFilters) -> Select[Image]:
+def filtered(query: AnySelect, user: User, filters: ImageFilters) -> AnySelect:
+    """``query`` (of images) narrowed to the user's and to the filters."""
     query = query.where(Image.user_id == user.id)
     if filters.status is not None:
         query = query.join(AnalysisJob, AnalysisJob.image_id == Image.id).where(
@@ -216,7 +221,7 @@ async def list_images(
     """One page of the user's images, in a stable order (the id breaks every tie): page
     number ``page`` (an OFFSET, for the seed's ``skip``), or the page after ``cursor`` (keyset:
     an index seek to the last row seen, as cheap deep in the list as on its first page)."""
-    base = _filtered(select(Image), user, filters)
+    base = filtered(select(Image), user, filters)
     column, descending = _SORTS[sort]
     order = (column.desc(), Image.id.desc()) if descending else (column.asc(), Image.id.asc())
     query = base.order_by(*order).limit(limit + 1)
@@ -269,6 +274,7 @@ async def update_image(
     if description_set:
         image.description = description
     image.last_modified = utcnow()
+    await reindex(session, image)
     await session.commit()
     await invalidate(cache, image.id)
     await session.refresh(image, ["tags", "job"])

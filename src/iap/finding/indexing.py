@@ -1,0 +1,68 @@
+"""An image's words in the search index, rewritten in the transaction that changes them: its
+upload, its edit, the recording of its analysis' results."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iap.analysis.models import AnalysisResult
+from iap.finding import words
+from iap.finding.models import ImageSearch
+from iap.images.models import Image
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+async def reindex(session: AsyncSession, image: Image, *, analysed: bool = True) -> None:
+    """Write ``image``'s row of the index from its fields, tags and (``analysed``) newest
+    succeeded text and EXIF results, in the caller's transaction.
+
+    On PostgreSQL the row is locked first, and the sources are read after: of an edit and an
+    analysis recorded at once, the second to write reads what the first committed."""
+    await session.flush()  # the image row (and its tags) first, as every writer takes them
+    analysed_texts: dict[str, str] = {}
+    if analysed:
+        await session.execute(
+            select(ImageSearch.id).where(ImageSearch.image_id == image.id).with_for_update()
+        )
+        await session.refresh(image, ["original_filename", "description", "tags"])
+        analysed_texts = (await searchable_texts(session, [image.id])).get(image.id, {})
+    fields = words.indexed_fields(
+        words.shown_fields(
+            image.original_filename, image.tag_names, image.description, analysed_texts
+        )
+    )
+    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    statement = dialect_insert(ImageSearch).values(
+        image_id=image.id, user_id=image.user_id, **fields
+    )
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=[ImageSearch.image_id], set_=fields)
+    )
+
+
+async def searchable_texts(
+    session: AsyncSession, image_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, str]]:
+    """Per image, the searchable text of its newest succeeded text and EXIF results."""
+    found: dict[uuid.UUID, dict[str, str]] = {}
+    rows = await session.execute(
+        select(AnalysisResult.image_id, AnalysisResult.analyser, AnalysisResult.result)
+        .where(
+            AnalysisResult.image_id.in_(image_ids),
+            AnalysisResult.analyser.in_(words.ANALYSED),
+            AnalysisResult.status == "succeeded",
+        )
+        .order_by(AnalysisResult.version)  # the newest last, so it stays
+    )
+    for image_id, analyser, result in rows:
+        field = words.ANALYSED[analyser]
+        found.setdefault(image_id, {})[field] = words.analysed_text(analyser, result)
+    return found
