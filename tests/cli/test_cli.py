@@ -761,6 +761,34 @@ def test_duplicates_lists_the_groups_and_deletes_the_copies_with_delete(
     assert set(listed(live_server, account.access_token)) == {first, kept_apart}
 
 
+def test_search_prints_a_line_per_hit_best_first(
+    live_server: LiveServer, account: RemoteAccount, tmp_path: Path
+) -> None:
+    named = tmp_path / "lighthouse.png"
+    named.write_bytes(image_bytes("PNG"))
+    other = tmp_path / "other.png"
+    other.write_bytes(image_bytes("PNG"))
+    auth = ["--server", live_server.url, "--token", account.access_token]
+    uploaded_ids = []
+    for path, tags in ((other, ["lighthouse", "coast"]), (named, ["coast"])):
+        result = iap("upload", str(path), *(f"--tag={tag}" for tag in tags), *auth)
+        assert result.exit_code == 0, result.output
+        uploaded_ids += printed_ids(result)
+    tagged, by_name = uploaded_ids
+    result = iap("search", "lighthouse", *auth)
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert rows == [
+        [by_name, "lighthouse.png", "filename", "lighthouse.png"],
+        [tagged, "other.png", "tags", "coast, lighthouse"],
+    ]
+    assert "2 hit(s) for 'lighthouse'" in result.stderr
+    assert iap("search", "coast", "--limit", "1", *auth).stdout.count("\n") == 1
+    refused = iap("search", '"*"', *auth)
+    assert refused.exit_code == 1
+    assert "(invalid_query)" in refused.stderr
+
+
 def test_similar_of_someone_elses_image_exits_1_with_one_line(
     live_server: LiveServer, account: RemoteAccount, tmp_path: Path
 ) -> None:

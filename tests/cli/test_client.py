@@ -126,6 +126,23 @@ def test_similar_and_duplicates_find_the_copy(iap: IapClient, tmp_path: Path) ->
     assert refused.value.code == "image_not_found"
 
 
+def test_search_pages_through_every_hit(iap: IapClient, tmp_path: Path) -> None:
+    ids = [
+        iap.upload(write_image(tmp_path, f"harbour_{n}.png"), tags=["boats"])["id"]
+        for n in range(3)
+    ]
+    iap.upload(write_image(tmp_path, "field.png"), tags=["cows"])
+    page = iap.search("harbour", limit=2)
+    assert len(page["data"]) == 2
+    assert page["data"][0]["matches"][0]["field"] == "filename"
+    hits = list(iap.iter_search("boats", limit=1))
+    assert sorted(hit["image"]["id"] for hit in hits) == sorted(ids)
+    assert [hit["image"]["id"] for hit in iap.iter_search("boats", tag="cows")] == []
+    with pytest.raises(IapError) as refused:
+        iap.search("***")
+    assert refused.value.code == "invalid_query"
+
+
 def test_get_image_returns_what_upload_returned(iap: IapClient, tmp_path: Path) -> None:
     image = iap.upload(write_image(tmp_path, "a.png"), tags=["x"])
     fetched = iap.get_image(image["id"])

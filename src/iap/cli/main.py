@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import os
 import signal
@@ -477,6 +478,34 @@ def _answer_or_fail(call: Callable[[], T]) -> T:
         raise _fail(f"{exc.detail} ({exc.code})") from None
     except httpx.HTTPError as exc:
         raise _fail(f"the server stopped answering: {exc}") from None
+
+
+@app.command()
+def search(
+    query: Annotated[
+        str, typer.Argument(help='Words to find; bake* for a prefix, "in quotes" for a phrase.')
+    ],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many hits.")] = 20,
+    tag: Annotated[list[str] | None, typer.Option(help="Only images with this tag.")] = None,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Your images whose filename, tags, description, text in the image or camera match the
+    words, best first: id, filename, where it matched first and a snippet of it (tab separated
+    on stdout, for scripts)."""
+    with _client(server, token, api_key) as client:
+        hits = _answer_or_fail(
+            lambda: list(
+                itertools.islice(client.iter_search(query, min(limit, 100), tag=tag), limit)
+            )
+        )
+    for hit in hits:
+        first = hit["matches"][0] if hit["matches"] else None
+        where = first["field"] if first else ""
+        snippet = " ".join(first["snippet"].split()) if first else ""
+        print(f"{hit['image']['id']}\t{hit['image']['original_filename']}\t{where}\t{snippet}")
+    console.print(f"{len(hits)} hit(s) for {query!r}")
 
 
 @app.command()

@@ -146,6 +146,27 @@ class IapClient:
                 return
             page = self.list_images(limit=limit, cursor=page["next_cursor"], **filters)
 
+    def search(
+        self, q: str, limit: int = 20, cursor: str | None = None, **filters: Any
+    ) -> dict[str, Any]:
+        """One page of your images matching the words ``q``, best first, each hit with its
+        ``score`` and ``matches`` (field and snippet). ``filters``: ``status``, ``tag``,
+        ``format``, ``uploaded_after``, ``uploaded_before``, as ``GET /image/search`` takes
+        them. Raises ``IapError`` 422 ``invalid_query`` for a query with no words."""
+        params = {"q": q, "limit": limit} | {k: v for k, v in filters.items() if v is not None}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return dict(self._call("GET", "/image/search", params=params).json())
+
+    def iter_search(self, q: str, limit: int = 100, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every hit of a search, best first, page after page by cursor."""
+        page = self.search(q, limit, **filters)
+        while True:
+            yield from page["data"]
+            if page["next_cursor"] is None:
+                return
+            page = self.search(q, limit, page["next_cursor"], **filters)
+
     def similar(
         self, image_id: str, limit: int = 20, max_distance: int | None = None
     ) -> dict[str, Any]:
