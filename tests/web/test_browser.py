@@ -131,6 +131,18 @@ def test_a_user_uploads_watches_analysis_edits_searches_and_deletes(
     page.get_by_role("button", name="Apply").click()
     expect(page.locator("#grid .card")).to_have_count(1)
     expect(page.locator("#grid .card")).to_contain_text("astronaut.jpg")
+    # And by the text read in it, the words highlighted in a snippet of where they are.
+    page.get_by_role("searchbox", name="Search").fill("hello")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_role("heading", name="Images matching")).to_be_visible()
+    card = page.locator("#grid .card")
+    expect(card).to_have_count(1)
+    expect(card.locator(".snippet")).to_contain_text("Text in the image")
+    expect(card.locator(".snippet mark")).to_have_text("HELLO")
+    screenshot(page, "search")
+    page.get_by_role("searchbox", name="Search").fill('"IAP hello"')
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("No image has these words")).to_be_visible()
 
     # A second user sees none of it, not even by its address.
     other = new_page()
@@ -276,6 +288,9 @@ def test_every_page_passes_an_accessibility_audit(
     status = page.locator(".card [data-role=status]")
     expect(status).to_have_text("analysed", timeout=ANALYSED)
     assert_accessible(page)  # cards, upload rows
+    page.goto(f"{ui_server.url}/gallery?q=coffee")
+    expect(page.locator(".card .snippet mark")).to_have_text("coffee")
+    assert_accessible(page)  # a search, its snippets highlighted
     page.locator(".card").get_by_role("link").click()
     expect(page.get_by_role("heading", name="coffee.png")).to_be_visible()
     assert_accessible(page)

@@ -6,6 +6,7 @@ test ever runs signed in by accident.
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 import uuid
@@ -329,3 +330,34 @@ def test_the_gallery_pages_through_cards(web: TestClient) -> None:
     rest = signed_in(web, browser).get("/gallery/cards?page=2").text
     assert rest.count('class="card"') == 1
     assert "data-more" not in rest
+
+
+def test_the_gallery_pages_through_a_search_by_cursor(web: TestClient) -> None:
+    browser = sign_up(web)
+    for _ in range(25):
+        assert upload_as(web, browser, **browser.headers).status_code == 201
+    first = signed_in(web, browser).get("/gallery?q=photo").text
+    assert first.count('class="card"') == 24
+    assert first.count("<mark>photo</mark>") == 24
+    more = re.search(r'data-more="(/gallery/cards\?q=photo&amp;cursor=[^"]+)"', first)
+    assert more is not None, first
+    rest = signed_in(web, browser).get(html.unescape(more.group(1))).text
+    assert rest.count('class="card"') == 1
+    assert "data-more" not in rest
+    ids = set(re.findall(r'data-image-id="([^"]+)"', first + rest))
+    assert len(ids) == 25
+
+
+def test_a_search_with_no_words_or_a_stale_cursor_is_said_so(web: TestClient) -> None:
+    browser = sign_up(web)
+    assert upload_as(web, browser, **browser.headers).status_code == 201
+    nothing = signed_in(web, browser).get('/gallery?q="*"')
+    assert nothing.status_code == 200
+    assert "no words to look for" in nothing.text
+    assert nothing.text.count('class="card"') == 1  # every image instead
+    stale = signed_in(web, browser).get("/gallery?q=photo&cursor=abc")
+    assert stale.status_code == 200
+    assert "That page of the search is gone" in stale.text
+    assert stale.text.count('class="card"') == 1
+    none = signed_in(web, browser).get("/gallery?q=lighthouse")
+    assert "No image has these words" in none.text

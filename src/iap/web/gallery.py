@@ -1,9 +1,10 @@
-"""The gallery (filters, cards, infinite scroll) and the page of one image."""
+"""The gallery (filters, search with snippets, cards, infinite scroll) and the page of one
+image."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -19,11 +20,12 @@ from iap.analysis.models import JobStatus
 from iap.analysis.results import analysis_results
 from iap.auth.models import User
 from iap.deps import DbSession
-from iap.finding import likeness
+from iap.finding import likeness, search, words
 from iap.finding import service as finding
 from iap.images import service as image_service
-from iap.images.errors import ImageNotFound, NotImageOwner
+from iap.images.errors import ImageNotFound, InvalidCursor, NotImageOwner
 from iap.images.inspection import ALLOWED_FORMATS
+from iap.images.pagination import MAX_CURSOR
 from iap.images.schemas import ImageOut
 from iap.web.pages import Browser, clean_param, page_number, render, render_error, sign_in_redirect
 from iap.web.placeholders import placeholder_uri
@@ -47,6 +49,7 @@ class GalleryQuery:
     before: date | None
     q: str | None
     page: int
+    cursor: str | None  # a search's next page
     problems: list[str]
 
     def filters(self) -> image_service.ImageFilters:
@@ -61,10 +64,9 @@ class GalleryQuery:
             format=self.format,
             uploaded_after=moment(self.after),
             uploaded_before=moment(self.before, shift=1),  # the "to" day is included
-            text=self.q,
         )
 
-    def url(self, path: str, page: int | None = None) -> str:
+    def url(self, path: str, page: int | None = None, cursor: str | None = None) -> str:
         params = {
             "status": self.status.value if self.status else None,
             "tag": self.tag,
@@ -73,6 +75,7 @@ class GalleryQuery:
             "before": self.before.isoformat() if self.before else None,
             "q": self.q,
             "page": page,
+            "cursor": cursor,
         }
         query = urlencode({k: v for k, v in params.items() if v})
         return f"{path}?{query}" if query else path
@@ -90,6 +93,7 @@ def gallery_query(
     before: str | None = None,
     q: str | None = None,
     page: str | None = None,
+    cursor: str | None = None,
 ) -> GalleryQuery:
     problems: list[str] = []
 
@@ -118,6 +122,7 @@ def gallery_query(
         before=day(before, "to"),
         q=clean_param(q),
         page=page_number(page),
+        cursor=clean_param(cursor, MAX_CURSOR),
         problems=problems,
     )
 
@@ -125,10 +130,20 @@ def gallery_query(
 Gallery = Annotated[GalleryQuery, Depends(gallery_query)]
 
 
+FIELD_LABELS = {
+    "filename": "Filename",
+    "tags": "Tags",
+    "description": "Description",
+    "camera": "Camera",
+    "text": "Text in the image",
+}
+
+
 @dataclass
 class Card:
     image: ImageOut
     placeholder: str | None
+    matches: list[search.Match] = field(default_factory=list)  # on a search's cards
 
     @property
     def status(self) -> str:
@@ -150,23 +165,49 @@ async def cards_of(session: DbSession, images: list[Any]) -> list[Card]:
 
 @dataclass
 class CardsPage:
-    total: int
+    total: int | None  # None on a search's pages (ranked, not counted)
     cards: list[Card]
     more: str | None  # the next page, for a link
     more_fragment: str | None  # the next page's cards alone, for the script
 
 
 async def _gallery_page(session: DbSession, user: User, query: GalleryQuery) -> CardsPage:
+    if query.q:
+        try:
+            return await _search_page(session, user, query, words.parse(query.q))
+        except words.QueryError as exc:
+            query.problems.append(f"{exc} Showing every image.")
+        except InvalidCursor:
+            query.problems.append("That page of the search is gone; here is its first page.")
+            query.cursor = None
+            return await _search_page(session, user, query, words.parse(query.q))
     found = await image_service.list_images(
         session, user, query.filters(), page=query.page, limit=PAGE_SIZE
     )
-    total = found.total or 0
     has_more = found.next_cursor is not None
     return CardsPage(
-        total=total,
+        total=found.total or 0,
         cards=await cards_of(session, found.rows),
         more=query.url("/gallery", query.page + 1) if has_more else None,
         more_fragment=query.url("/gallery/cards", query.page + 1) if has_more else None,
+    )
+
+
+async def _search_page(
+    session: DbSession, user: User, query: GalleryQuery, parsed: words.Query
+) -> CardsPage:
+    """The best matches first, each card with its snippets; the next page by cursor."""
+    hits, next_cursor = await search.search(
+        session, user, parsed, query.filters(), limit=PAGE_SIZE, cursor=query.cursor
+    )
+    cards = await cards_of(session, [hit.image for hit in hits])
+    for card, hit in zip(cards, hits, strict=True):
+        card.matches = hit.matches
+    return CardsPage(
+        total=None,
+        cards=cards,
+        more=query.url("/gallery", cursor=next_cursor) if next_cursor else None,
+        more_fragment=query.url("/gallery/cards", cursor=next_cursor) if next_cursor else None,
     )
 
 
@@ -181,6 +222,7 @@ async def gallery(
         "query": query,
         "statuses": [s.value for s in JobStatus],
         "formats": [name.lower() for name in ALLOWED_FORMATS],
+        "field_labels": FIELD_LABELS,
     }
     return render(request, browser, "gallery.html", context)
 
@@ -193,7 +235,7 @@ async def gallery_cards(
     if browser.user is None:
         return Response(status_code=status.HTTP_401_UNAUTHORIZED)
     page = await _gallery_page(session, browser.user, query)
-    return render(request, browser, "_cards.html", {"page": page})
+    return render(request, browser, "_cards.html", {"page": page, "field_labels": FIELD_LABELS})
 
 
 async def _owned(session: DbSession, user: User, image_id: uuid.UUID) -> Any | None:

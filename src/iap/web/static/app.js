@@ -142,7 +142,7 @@ function initGallery() {
     if (card && !grid.querySelector(`[data-image-id="${image.id}"]`)) grid.prepend(card);
     const empty = document.getElementById("empty");
     if (empty) empty.remove();
-    total.textContent = String(Number(total.textContent) + 1);
+    if (total) total.textContent = String(Number(total.textContent) + 1); // none on a search
   });
 }
 
