@@ -4,9 +4,9 @@ upload, its edit, the recording of its analysis' results."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,49 @@ async def reindex(session: AsyncSession, image: Image, *, analysed: bool = True)
     await session.execute(
         statement.on_conflict_do_update(index_elements=[ImageSearch.image_id], set_=fields)
     )
+
+
+def _unindexed() -> Select[Image]:
+    return (
+        select(Image)
+        .outerjoin(ImageSearch, ImageSearch.image_id == Image.id)
+        .where(ImageSearch.id.is_(None))
+    )
+
+
+async def unindexed(session: AsyncSession) -> int:
+    """How many images have no row in the index."""
+    return await session.scalar(select(func.count()).select_from(_unindexed().subquery())) or 0
+
+
+async def index_missing(
+    session: AsyncSession, on_batch: Callable[[int], object] = lambda _: None, batch: int = 500
+) -> int:
+    """Index every image that has no row (after an import, which leaves the index out), a
+    batch per transaction; returns how many were indexed."""
+    indexed = 0
+    while images := list(await session.scalars(_unindexed().limit(batch))):
+        texts = await searchable_texts(session, [image.id for image in images])
+        rows = [
+            {
+                "image_id": image.id,
+                "user_id": image.user_id,
+                **words.indexed_fields(
+                    words.shown_fields(
+                        image.original_filename,
+                        image.tag_names,
+                        image.description,
+                        texts.get(image.id, {}),
+                    )
+                ),
+            }
+            for image in images
+        ]
+        await session.execute(insert(ImageSearch), rows)
+        await session.commit()
+        indexed += len(rows)
+        on_batch(len(rows))
+    return indexed
 
 
 async def searchable_texts(

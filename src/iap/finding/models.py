@@ -53,6 +53,9 @@ class ImageSearch(Base):
     GIN index on ``filename``."""
 
     __tablename__ = "image_search"
+    # Derived from the images, their tags and results: an archive leaves it out, and an
+    # import rebuilds it (iap.transfer).
+    __table_args__ = {"info": {"derived": True}}  # noqa: RUF012 - SQLAlchemy's, read once
 
     # An explicit integer key: the FTS5 index refers to rows by it (VACUUM may renumber an
     # implicit rowid).

@@ -23,12 +23,13 @@ from anyio import to_thread
 from sqlalchemy import JSON, Insert, Table, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from iap import __version__, migrations
 from iap.analysis.models import AnalysisJob, JobStatus
 from iap.db import Base, utcnow
 from iap.errors import AppError
+from iap.finding.indexing import index_missing, unindexed
 from iap.images.models import Image
 from iap.images.service import DERIVATIVES
 from iap.models import load_all_models
@@ -87,9 +88,10 @@ class Archive:
 
 
 def schema_tables() -> list[Table]:
-    """Every table of the schema, parents before children (the order rows can be inserted)."""
+    """Every table of the schema, parents before children (the order rows can be inserted),
+    but those derived from the others (the search index), which an import rebuilds."""
     load_all_models()
-    return list(Base.metadata.sorted_tables)
+    return [table for table in Base.metadata.sorted_tables if not table.info.get("derived")]
 
 
 # Export ----------------------------------------------------------------------------------------
@@ -328,6 +330,9 @@ async def import_install(
     await verify_archive(archive, progress)
     files, size = await _import_blobs(storage, archive, progress, keep_existing=merge)
     await _import_rows(engine, archive, progress, merge=merge)
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        progress.stage("indexing for search", await unindexed(session), "rows")
+        await index_missing(session, progress.advance)
     after = await _row_counts(engine)
     return TransferSummary({name: after[name] - before[name] for name in after}, files, size)
 
