@@ -2,10 +2,15 @@
 
 One owner with 100k images (by default) among 1M image rows in all (the rest spread over 99
 other owners), generated directly in the database with their perceptual hashes, about 1% exact
-copies and 2% near copies (in near-duplicate groups, as the analysis records them); on SQLite (the
-embedded default) and on PostgreSQL (IAP_TEST_POSTGRES_URL, a new database, dropped after).
+copies and 2% near copies (in near-duplicate groups, as the analysis records them), their search
+index rows, and text and EXIF results: 40% of images carry recognised text (5-60 words drawn
+from a Zipf-distributed vocabulary of common English words and a long tail of rarer ones, as
+OCR of signs, receipts and documents reads), 60% a camera; on SQLite (the embedded default)
+and on PostgreSQL (IAP_TEST_POSTGRES_URL, a new database, dropped after).
 Through the API (in-process, FastAPI's TestClient), p50/p99 of:
 - `/image/all` page 1, page 2,000 by `skip` (OFFSET) and page 2,000 by `cursor` (keyset);
+- `/image/search`: a word of middling frequency (about 1% of the owner's images), two such
+  words, a prefix, a piece of a filename, and one of the commonest words (a third of images);
 - `/image/{id}/similar` of random images; `/image/duplicates` exact and near, page 1;
 beside a bare indexed primary-key SELECT of one image row through the same engine, measured
 in the same run. Goals: every p99 under 50 ms on PostgreSQL; page 2,000 within 1.5x of page 1.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import random
@@ -36,6 +42,7 @@ from iap.app import create_app
 from iap.config import Settings
 from iap.db import create_engine
 from iap.finding.likeness import bands
+from iap.finding.words import document
 from iap.images import pagination
 from iap.images.models import Image
 
@@ -48,10 +55,56 @@ LIMITS = {
     "api_rate_limit": "100000000/60",
     "analysis_processes": 0,
 }
+SEARCH_COLUMNS = "image_id, user_id, filename, tags, description, camera, text"
+RESULT_COLUMNS = "id, image_id, analyser, version, status, result, duration_ms, created_at"
 COLUMNS = (
     "id, user_id, original_filename, file_type, format, width, height, file_size, sha256, "
     "storage_key, description, upload_date, last_modified"
 )
+
+
+# The commonest words of English text (by rank), then a long tail of made-up rarer ones.
+COMMON_TEXT = (
+    "the of and to in a is for on that with by at from this it be are as or open your "
+    "all new total no we you not our more price free street road hotel station exit "
+    "room service city north south park store office cash card date time please thank "
+    "menu coffee bakery bread market bank pharmacy museum bus train parking entrance "
+    "sale tax receipt invoice number order item qty amount change visa welcome closed "
+    "monday tuesday friday sunday hours daily fresh hot cold water tea milk cheese wine "
+    "beer pizza salad chicken soup cake cream apple orange lemon green red blue white "
+    "black main central avenue square bridge river hill tower church school library "
+    "hospital police fire stop slow danger private keep left right floor level gate "
+    "platform ticket adult child return single report page chapter figure table section "
+    "meeting agenda project team minutes notes draft final version copy signed dear sir"
+)
+COMMON = COMMON_TEXT.split()
+SYLLABLE_TEXT = "ka lo mi ne sa ru te vo pi da ge lu ha bo ri zen tor mar kel fin"
+SYLLABLES = SYLLABLE_TEXT.split()
+CAMERAS = [
+    "Canon · Canon EOS R6 · RF24-105mm F4 L IS USM",
+    "NIKON CORPORATION · NIKON Z 6 · NIKKOR Z 24-70mm f/4 S",
+    "SONY · ILCE-7M3 · FE 24-105mm F4 G OSS",
+    "Apple · iPhone 15 Pro · iPhone 15 Pro back triple camera 6.86mm f/1.78",
+    "Google · Pixel 8",
+    "FUJIFILM · X-T4 · XF16-80mmF4 R OIS WR",
+    "samsung · Galaxy S23",
+]
+# The query words: middling ones (each in about 1% of the images with text) and the commonest.
+MIDDLING = ("bakery", "museum", "invoice", "platform", "cheese", "library")
+COMMONEST = "the"
+
+
+def vocabulary(rng: random.Random) -> tuple[list[str], list[float]]:
+    tail = sorted(
+        {"".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))) for _ in range(3000)} - set(COMMON)
+    )
+    vocab = COMMON + tail
+    # Zipf: the word of rank r is drawn with weight 1 / r.
+    weights, total = [], 0.0
+    for rank in range(1, len(vocab) + 1):
+        total += 1 / rank
+        weights.append(total)
+    return vocab, weights
 
 
 def p(values: list[float], q: float) -> float:
@@ -74,11 +127,15 @@ def signed(value: int) -> int:
 
 
 def rows_for(owner: uuid.UUID, others: list[uuid.UUID], owner_images: int, total: int, seed: int):
-    """(images, hashes) as rows, the owner's first; a copy and its original share a group."""
+    """(images, hashes, search rows, results) as rows, the owner's first; a copy and its
+    original share a group."""
     rng = random.Random(seed)
+    vocab, weights = vocabulary(rng)
     start = datetime(2020, 1, 1, tzinfo=UTC)
     images: list[tuple[Any, ...]] = []
     hashes: list[list[Any]] = []
+    found: list[tuple[Any, ...]] = []  # image_search rows
+    results: list[tuple[Any, ...]] = []  # (image_id, analyser, result)
     words = ["img", "holiday", "beach", "receipt", "scan", "DSC", "party", "cat", "report"]
     for n in range(total):
         user = owner if n < owner_images else others[n % len(others)]
@@ -117,13 +174,25 @@ def rows_for(owner: uuid.UUID, others: list[uuid.UUID], owner_images: int, total
         if copy_of is not None:
             group = hashes[-1][8] = hashes[-1][8] or hashes[-1][0]
         hashes.append([image_id, user, value, signed(rng.getrandbits(64)), *bands(value), group])
-    return images, hashes
+        recognised = camera = ""
+        if rng.random() < 0.4:
+            recognised = " ".join(rng.choices(vocab, cum_weights=weights, k=rng.randint(5, 60)))
+            results.append((image_id, "text", {"lines": [], "full_text": recognised.upper()}))
+        if rng.random() < 0.6:
+            camera = rng.choice(CAMERAS)
+            make, model, *lens = camera.split(" · ")
+            exif = {"make": make, "model": model, "lens_make": None, "lens_model": None}
+            exif["lens_model"] = lens[0] if lens else None
+            results.append((image_id, "exif", exif))
+        found.append((image_id, user, document(name), "", "", document(camera), recognised))
+    return images, hashes, found, results
 
 
 async def fill_postgres(url: str, owner: uuid.UUID, data: tuple) -> list[uuid.UUID]:
     import asyncpg
 
-    images, hashes = data
+    images, hashes, found, results = data
+    now = datetime.now(UTC)
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         row = await conn.fetchrow("SELECT * FROM users WHERE id = $1", owner)
@@ -146,6 +215,17 @@ async def fill_postgres(url: str, owner: uuid.UUID, data: tuple) -> list[uuid.UU
                 "near_group",
             ],
         )
+        await conn.copy_records_to_table(
+            "image_search", records=found, columns=SEARCH_COLUMNS.split(", ")
+        )
+        await conn.copy_records_to_table(
+            "analysis_results",
+            records=[
+                (uuid.uuid4(), image_id, analyser, 1, "succeeded", json.dumps(result), 1.0, now)
+                for image_id, analyser, result in results
+            ],
+            columns=RESULT_COLUMNS.split(", "),
+        )
         await conn.execute("VACUUM (ANALYZE)")  # as autovacuum leaves a settled table
     finally:
         await conn.close()
@@ -155,7 +235,8 @@ async def fill_postgres(url: str, owner: uuid.UUID, data: tuple) -> list[uuid.UU
 def fill_sqlite(path: Path, owner: uuid.UUID, data: tuple) -> None:
     import sqlite3
 
-    images, hashes = data
+    images, hashes, found, results = data
+    now = datetime.now(UTC)
 
     def stamp(moment: datetime) -> str:
         return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -183,6 +264,18 @@ def fill_sqlite(path: Path, owner: uuid.UUID, data: tuple) -> None:
             "INSERT INTO image_hashes (image_id, user_id, phash, dhash, band0, band1, band2, "
             "band3, near_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ((h[0].hex, h[1].hex, *h[2:8], h[8].hex if h[8] else None) for h in hashes),
+        )
+        # The index's triggers fill the FTS5 tables, as an upload's transaction does.
+        db.executemany(
+            f"INSERT INTO image_search ({SEARCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            ((row[0].hex, row[1].hex, *row[2:]) for row in found),
+        )
+        db.executemany(
+            f"INSERT INTO analysis_results ({RESULT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            (
+                (uuid.uuid4().hex, i.hex, a, 1, "succeeded", json.dumps(r), 1.0, stamp(now))
+                for i, a, r in results
+            ),
         )
         db.commit()
         db.execute("ANALYZE")
@@ -267,6 +360,24 @@ def measure(
         results["/image/all deep page by cursor"] = timed(
             get("/image/all", limit=PAGE, cursor=deep_cursor), runs
         )
+
+        def searching(*queries: str) -> Callable[[], None]:
+            def call() -> None:
+                q = rng.choice(queries)
+                response = client.get("/image/search", params={"q": q}, headers=headers)
+                assert response.status_code == 200, response.text
+                assert response.json()["data"], f"nothing found for {q!r}"
+
+            return call
+
+        pairs = [f"{a} {b}" for a in MIDDLING for b in ("open", "street", "new") if a != b]
+        results["/image/search a word"] = timed(searching(*MIDDLING), runs)
+        results["/image/search two words"] = timed(searching(*pairs), runs)
+        results["/image/search a prefix"] = timed(searching(*(w[:4] + "*" for w in MIDDLING)), runs)
+        results["/image/search part of a filename"] = timed(
+            searching(*(f"{n:04d}" for n in range(1000, 1100))), runs
+        )
+        results["/image/search the commonest word"] = timed(searching(COMMONEST), runs)
         results["/image/{id}/similar"] = timed(similar, runs)
         results["/image/duplicates exact"] = timed(get("/image/duplicates", kind="exact"), runs)
         results["/image/duplicates near"] = timed(get("/image/duplicates", kind="near"), runs)

@@ -5,7 +5,7 @@ embedded default, PostgreSQL's tsvector and GIN index when scaled (both created 
 The index is written by ``iap.finding.indexing``. The query is parsed by
 ``iap.finding.words``: the engines only ever see quoted words, as bound parameters. Hits are
 ranked (BM25 on SQLite, ``ts_rank`` on PostgreSQL; filename above tags above description and
-camera above recognised text) and paged by a keyset cursor over (score, id); snippets are cut
+camera above recognised text) and paged by a keyset cursor over (score, index row); snippets are cut
 from the fields as the owner wrote them."""
 
 from __future__ import annotations
@@ -14,18 +14,19 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, Uuid, and_, bindparam, column, or_, select, text
+from sqlalchemy import Float, Integer, Uuid, and_, bindparam, column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.auth.models import User
 from iap.finding import words
 from iap.finding.indexing import is_postgres, searchable_texts
+from iap.finding.models import ImageSearch
 from iap.images import pagination
 from iap.images.errors import InvalidCursor
 from iap.images.models import Image
 from iap.images.service import ImageFilters, filtered
 
-# SQLite's BM25 weights, in the FTS5 table's column order (words.FIELDS).
+# SQLite's BM25 weights, in the FTS5 table's column order (words.FIELDS, after the owner).
 _WEIGHTS = {"filename": 8.0, "tags": 4.0, "description": 2.0, "camera": 2.0, "text": 1.0}
 
 
@@ -42,41 +43,45 @@ class Hit:
     matches: list[Match]
 
 
-def _ranked(session: AsyncSession, user: User, query: words.Query) -> Any:
-    """(image_id, score) of the owner's images that match, as a subquery."""
+def _candidates(session: AsyncSession, user: User, query: words.Query) -> Any:
+    """(doc, score) of the owner's images that match, as a subquery: ``doc`` is the image's
+    row of the index (``ImageSearch.id``), which breaks ties between equal scores."""
     part = query.part()
     if is_postgres(session):
         # Only constants are formatted into these statements; the query's words are bound.
         where = "document @@ query" + (" OR filename LIKE :like" if part else "")
         statement = text(
-            "SELECT image_id, ts_rank(document, query) AS score "  # noqa: S608
+            "SELECT id AS doc, ts_rank(document, query) AS score "  # noqa: S608
             "FROM image_search, to_tsquery('simple', :tsquery) AS query "
             f"WHERE user_id = :user AND ({where})"
         ).bindparams(tsquery=query.tsquery())
         if part:
             statement = statement.bindparams(like=f"%{part}%")
+        statement = statement.bindparams(bindparam("user", user.id, type_=Uuid()))
     else:
         weights = ", ".join(str(_WEIGHTS[field]) for field in words.FIELDS)
         names = (
-            " UNION ALL SELECT s.image_id, 0.0 FROM image_search_names "
-            "JOIN image_search AS s ON s.id = image_search_names.rowid "
+            " UNION ALL SELECT n.rowid, 0.0 FROM image_search_names AS n "
+            "JOIN image_search AS s ON s.id = n.rowid "
             "WHERE image_search_names MATCH :part AND s.user_id = :user"
             if part
             else ""
         )
-        # Materialized: bm25() must run in the query that MATCHes, which SQLite would
-        # otherwise fold into the grouping one (where it cannot run).
+        # The owner's id is a word of the index's user_id column: FTS5 itself keeps to the
+        # owner's rows, and ranks no one else's. Materialized: bm25() must run in the query
+        # that MATCHes, which SQLite would otherwise fold into the grouping one.
         statement = text(
             "WITH hits AS MATERIALIZED ("  # noqa: S608
-            f"SELECT s.image_id AS image_id, -bm25(image_search_fts, {weights}) AS score "
-            "FROM image_search_fts JOIN image_search AS s ON s.id = image_search_fts.rowid "
-            f"WHERE image_search_fts MATCH :match AND s.user_id = :user{names}"
-            ") SELECT image_id, max(score) AS score FROM hits GROUP BY image_id"
-        ).bindparams(match=query.fts5())
+            f"SELECT rowid AS doc, -bm25(image_search_fts, 0.0, {weights}) AS score "
+            f"FROM image_search_fts WHERE image_search_fts MATCH :match{names}"
+            ") SELECT doc, max(score) AS score FROM hits GROUP BY doc"
+        ).bindparams(
+            match=f'user_id : "{user.id.hex}" AND {{{" ".join(words.FIELDS)}}} : ({query.fts5()})'
+        )
         if part:
             statement = statement.bindparams(part=f'"{part}"')
-    statement = statement.bindparams(bindparam("user", user.id, type_=Uuid()))
-    return statement.columns(column("image_id", Uuid()), column("score", Float())).subquery()
+            statement = statement.bindparams(bindparam("user", user.id, type_=Uuid()))
+    return statement.columns(column("doc", Integer()), column("score", Float())).subquery()
 
 
 def _order(query: words.Query, filters: ImageFilters) -> str:
@@ -96,36 +101,44 @@ async def search(
 ) -> tuple[list[Hit], str | None]:
     """A page of the owner's images that match, best first (the id breaks ties), and the
     cursor of the next page (None on the last)."""
-    ranked = _ranked(session, user, query)
-    score = ranked.c.score
-    statement = filtered(
-        select(Image, score).join(ranked, ranked.c.image_id == Image.id), user, filters
-    )
+    candidates = _candidates(session, user, query)
+    score, doc = candidates.c.score, candidates.c.doc
+    # The page is ranked and cut among the matches alone; only its own rows then meet the
+    # images table (joining every match to it first costs as much as the matches).
+    page = select(doc, score)
+    if filters != ImageFilters():
+        kept = select(ImageSearch.id).join(Image, Image.id == ImageSearch.image_id)
+        page = page.where(doc.in_(filtered(kept, user, filters)))
     order = _order(query, filters)
     if cursor is not None:
         try:
-            after = pagination.decode(cursor, order, float)
+            after_score, after_doc = pagination.decode_position(cursor, order, float, int)
         except InvalidCursor:
             raise InvalidCursor(
                 "This cursor is not one of this search's: ask again with the same q and "
                 "filters as the page it came from, or start from the first page."
             ) from None
-        statement = statement.where(
-            or_(score < after.value, and_(score == after.value, Image.id > after.id))
-        )
-    ordered = statement.order_by(score.desc(), Image.id).limit(limit + 1)
-    found: list[tuple[Image, float]] = [
-        (image, float(value)) for image, value in await session.execute(ordered)
+        page = page.where(or_(score < after_score, and_(score == after_score, doc > after_doc)))
+    best = page.order_by(score.desc(), doc).limit(limit + 1).subquery()
+    ordered = (
+        select(Image, best.c.score, best.c.doc)
+        .join(ImageSearch, ImageSearch.image_id == Image.id)
+        .join(best, best.c.doc == ImageSearch.id)
+        .where(Image.user_id == user.id)
+        .order_by(best.c.score.desc(), best.c.doc)
+    )
+    found: list[tuple[Image, float, int]] = [
+        (image, float(value), position) for image, value, position in await session.execute(ordered)
     ]
     next_cursor = None
     if len(found) > limit:
         found = found[:limit]
-        last, last_score = found[-1]
-        next_cursor = pagination.encode(order, last_score, last.id)
-    images = [image for image, _ in found]
+        _, last_score, last_doc = found[-1]
+        next_cursor = pagination.encode_position(order, last_score, last_doc)
+    images = [image for image, _, _ in found]
     texts = await searchable_texts(session, [image.id for image in images])
     hits = []
-    for image, hit_score in found:
+    for image, hit_score, _ in found:
         shown = words.shown_fields(
             image.original_filename, image.tag_names, image.description, texts.get(image.id, {})
         )

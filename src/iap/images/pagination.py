@@ -27,7 +27,7 @@ class After:
     id: uuid.UUID
 
 
-def encode(order: str, value: datetime | str | float, last_id: uuid.UUID) -> str:
+def encode(order: str, value: datetime | str | int, last_id: uuid.UUID) -> str:
     plain = value.isoformat() if isinstance(value, datetime) else value
     raw = json.dumps([order, plain, str(last_id)], separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -66,6 +66,26 @@ def _typed(value: Any, value_type: type) -> Any:
     if value_type is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     raise ValueError(f"expected a {value_type.__name__}")
+
+
+def encode_position(order: str, *values: float | int) -> str:
+    """A cursor for lists ordered by numbers (a search's score, then its index row)."""
+    raw = json.dumps([order, *values], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_position(cursor: str, order: str, *types: type) -> tuple[Any, ...]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        kept_order, *values = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidCursor() from None
+    if kept_order != order or len(values) != len(types):
+        raise InvalidCursor()
+    try:
+        return tuple(_typed(value, kind) for value, kind in zip(values, types, strict=True))
+    except (ValueError, TypeError):
+        raise InvalidCursor() from None
 
 
 def encode_key(order: str, key: str) -> str:

@@ -4,10 +4,11 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-03
 
-SQLite: an FTS5 index over the fields (external content, kept current by triggers) and a
-trigram one over filenames. PostgreSQL: a generated, weighted tsvector with a GIN index, and
-a pg_trgm GIN index over filenames (the extension is created if it is not there: it is a
-trusted one, which the database's owner may create). Existing images are indexed here.
+SQLite: an FTS5 index over the owner and the fields (external content, kept current by
+triggers) and a trigram one over filenames. PostgreSQL: a generated, weighted tsvector with a GIN index, and
+a pg_trgm GIN index over filenames, both with the owner (btree_gin); the extensions are
+created if they are not there: both are trusted ones, which the database's owner may create.
+Existing images are indexed here.
 """
 
 import json
@@ -39,16 +40,19 @@ _DOCUMENT = " || ".join(
 )
 
 
-# SQLite: the triggers that keep both FTS5 indexes in step with image_search's rows.
+# SQLite: the triggers that keep both FTS5 indexes in step with image_search's rows. The
+# owner is a column of the words' index too: a search matches the owner's id as a word with
+# the query's words, so the index itself reads only the owner's matches.
 _ADD = (
-    "INSERT INTO image_search_fts(rowid, filename, tags, description, camera, text) "
-    "VALUES (new.id, new.filename, new.tags, new.description, new.camera, new.text); "
+    "INSERT INTO image_search_fts(rowid, user_id, filename, tags, description, camera, text) "
+    "VALUES (new.id, new.user_id, new.filename, new.tags, new.description, new.camera, "
+    "new.text); "
     "INSERT INTO image_search_names(rowid, filename) VALUES (new.id, new.filename);"
 )
 _REMOVE = (
-    "INSERT INTO image_search_fts(image_search_fts, rowid, filename, tags, description, "
-    "camera, text) VALUES ('delete', old.id, old.filename, old.tags, old.description, "
-    "old.camera, old.text); "
+    "INSERT INTO image_search_fts(image_search_fts, rowid, user_id, filename, tags, "
+    "description, camera, text) VALUES ('delete', old.id, old.user_id, old.filename, "
+    "old.tags, old.description, old.camera, old.text); "
     "INSERT INTO image_search_names(image_search_names, rowid, filename) "
     "VALUES ('delete', old.id, old.filename);"
 )
@@ -90,7 +94,7 @@ def upgrade() -> None:
     op.create_index("ix_image_search_user_id", "image_search", ["user_id"])
     if dialect == "sqlite":
         op.execute(
-            f"CREATE VIRTUAL TABLE image_search_fts USING fts5({', '.join(FIELDS)}, "
+            f"CREATE VIRTUAL TABLE image_search_fts USING fts5(user_id, {', '.join(FIELDS)}, "
             "content='image_search', content_rowid='id', "
             "tokenize='unicode61 remove_diacritics 2', prefix='2 3')"
         )
@@ -101,15 +105,20 @@ def upgrade() -> None:
         for name, trigger in _TRIGGERS.items():
             op.execute(f"CREATE TRIGGER {name} {trigger}")
     else:
+        # btree_gin lets one GIN index hold the owner with the words: a search reads only
+        # the owner's matches, never another user's.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
         op.execute(
             f"ALTER TABLE image_search ADD COLUMN document tsvector "
             f"GENERATED ALWAYS AS ({_DOCUMENT}) STORED"
         )
-        op.execute("CREATE INDEX ix_image_search_document ON image_search USING gin (document)")
+        op.execute(
+            "CREATE INDEX ix_image_search_document ON image_search USING gin (user_id, document)"
+        )
         op.execute(
             "CREATE INDEX ix_image_search_filename ON image_search "
-            "USING gin (filename gin_trgm_ops)"
+            "USING gin (user_id, filename gin_trgm_ops)"
         )
     _backfill()
 
