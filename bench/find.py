@@ -9,8 +9,8 @@ OCR of signs, receipts and documents reads), 60% a camera; on SQLite (the embedd
 and on PostgreSQL (IAP_TEST_POSTGRES_URL, a new database, dropped after).
 Through the API (in-process, FastAPI's TestClient), p50/p99 of:
 - `/image/all` page 1, page 2,000 by `skip` (OFFSET) and page 2,000 by `cursor` (keyset);
-- `/image/search`: a word of middling frequency (about 1% of the owner's images), two such
-  words, a prefix, a piece of a filename, and one of the commonest words (a third of images);
+- `/image/search`: a word of middling frequency (each in 2-3% of the images), two words, a
+  prefix, a piece of a filename, and the commonest word (in over a third of the images);
 - `/image/{id}/similar` of random images; `/image/duplicates` exact and near, page 1;
 beside a bare indexed primary-key SELECT of one image row through the same engine, measured
 in the same run. Goals: every p99 under 50 ms on PostgreSQL; page 2,000 within 1.5x of page 1.
