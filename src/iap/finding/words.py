@@ -92,13 +92,18 @@ class QueryError(ValueError):
 def parse(text: str) -> Query:
     """Words, ``prefix*`` and ``"phrases in quotes"`` (an unclosed quote runs to the end)."""
     terms: list[Term] = []
+    after_phrase = False
     for chunk, quoted in _chunks(text):
+        if after_phrase and chunk.startswith("*") and len(terms[-1].words[-1]) >= MIN_PREFIX:
+            terms[-1] = Term(terms[-1].words, True)  # "new yo"*, as FTS5 writes it
+        after_phrase = False
         prefix = chunk.rstrip().endswith("*")
         found = words(chunk)
         if not found:
             continue
         if quoted:
             terms.append(Term(tuple(found), prefix and len(found[-1]) >= MIN_PREFIX))
+            after_phrase = True
             continue
         # Unquoted, each space-separated piece is a term; "img_0042.jpg" keeps its words in
         # a row, as the filename has them.
