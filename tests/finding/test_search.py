@@ -5,7 +5,9 @@ results or a 422, never a 500; nothing of another user's ever appears."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from iap.app import create_app
+from iap.images import pagination
 from tests.analysis.factories import with_text
 from tests.conftest import settings_for
 from tests.factories import Account, image_bytes, make_account, uploaded, wait_for_analysis
@@ -187,10 +190,56 @@ def test_filters_and_cursor_paging(
         "/image/search", params={"q": "morning", "cursor": first}, headers=owner.headers
     )
     assert_error(response, 422, "invalid_cursor")
-    response = client.get(
-        "/image/search", params={"q": "bakery", "cursor": "nonsense"}, headers=owner.headers
-    )
-    assert_error(response, 422, "invalid_cursor")
+    assert pagination.decode_position(first, _order_of(first), float, int)  # a real one decodes
+    for forged in ("nonsense", *(_forged(first, value) for value in FORGED)):
+        response = client.get(
+            "/image/search", params={"q": "bakery", "cursor": forged}, headers=owner.headers
+        )
+        assert_error(response, 422, "invalid_cursor")
+
+
+def test_pages_and_scores_stand_while_others_upload(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """A score is the image's own: other users' uploads change neither it nor the pages."""
+    for n in range(4):
+        uploaded(client, alice, filename=f"sea_{n}.jpg", tags="sea" if n % 2 else "")
+    first = search(client, alice, "sea", limit=2)
+    for n in range(6):
+        uploaded(client, bob, filename=f"sea sea {n}.jpg", description="sea", tags="sea")
+    rest = search(client, alice, "sea", limit=2, cursor=first["next_cursor"])
+    ids = [hit["image"]["id"] for hit in first["data"] + rest["data"]]
+    assert len(set(ids)) == 4
+    again = search(client, alice, "sea")
+    assert [hit["image"]["id"] for hit in again["data"]] == ids
+    assert [hit["score"] for hit in again["data"]] == [
+        hit["score"] for hit in first["data"] + rest["data"]
+    ]
+    # Filename and tags above the filename alone; equal scores, newest first.
+    names = [hit["image"]["original_filename"] for hit in again["data"]]
+    assert names == ["sea_3.jpg", "sea_1.jpg", "sea_2.jpg", "sea_0.jpg"]
+
+
+def test_words_may_be_in_different_fields_but_a_phrase_is_in_one(
+    client: TestClient, alice: Account
+) -> None:
+    uploaded(client, alice, filename="q.jpg", tags="bakery")
+    assert _names(search(client, alice, "jpg bakery")) == ["q.jpg"]
+    assert search(client, alice, '"jpg bakery"')["data"] == []
+
+
+# Positions no page gives: past the databases' integers, not numbers, not finite.
+FORGED = [[1.5, 10**30], [1.5, -(10**30)], ["x", 1], [1.5, 1.5], [float("nan"), 1], [1e999, 1]]
+
+
+def _order_of(cursor: str) -> str:
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    return str(json.loads(raw)[0])
+
+
+def _forged(cursor: str, values: list[Any]) -> str:
+    raw = json.dumps([_order_of(cursor), *values]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def test_the_index_follows_edits_and_deletes(client: TestClient, alice: Account) -> None:

@@ -42,13 +42,18 @@ def test_at_most_so_many_terms() -> None:
 def test_the_engines_only_see_quoted_words() -> None:
     query = parse('x" OR NEAR(a) "ba*')
     assert query.fts5() == '"x" "or near a" "ba"*'
-    assert query.tsquery() == "('x') & ('or' <-> 'near' <-> 'a') & ('ba':*)"
+    # A phrase keeps to one field group (A-D): never from one field into the next.
+    phrase = " | ".join(f"('or':{g} <-> 'near':{g} <-> 'a':{g})" for g in "ABCD")
+    assert query.tsquery() == f"('x') & ({phrase}) & ('ba':*)"
+    assert query.tsquery("B") == "('x':B) & ('or':B <-> 'near':B <-> 'a':B) & ('ba':*B)"
+    assert query.fts5(("tags",)) == '{tags} : ("x" "or near a" "ba"*)'
 
 
 def test_documents_fold_case_accents_and_punctuation() -> None:
     assert document("Crème_Brûlée.JPG") == "creme brulee jpg"
     assert document("Straße ½") == "strasse 1 2"
     assert document(None) == ""
+    assert document("Łódź, København, Æsir, Þórr") == "lodz kobenhavn aesir thorr"
 
 
 def test_snippets_cut_around_the_first_match_at_word_boundaries() -> None:
@@ -61,3 +66,16 @@ def test_snippets_cut_around_the_first_match_at_word_boundaries() -> None:
     assert [part.text for part in parts if part.highlight] == ["bakery"]
     assert len(joined) <= 170
     assert snippet("nothing here", parse("bakery")) is None
+
+
+def test_a_phrase_is_highlighted_where_its_words_are_in_a_row() -> None:
+    text = "A new camera. " + "filler " * 40 + "Trip to New York, then new boots"
+    parts = snippet(text, parse('"new york"'))
+    assert parts is not None
+    assert [part.text for part in parts if part.highlight] == ["New", "York"]
+    prefixed = snippet("New Yorkers in York", parse('"new yo"*'))
+    assert prefixed is not None
+    assert [part.text for part in prefixed if part.highlight] == ["New", "Yorkers"]
+    words_anywhere = snippet("york, then new", parse("new york"))
+    assert words_anywhere is not None
+    assert [part.text for part in words_anywhere if part.highlight] == ["york", "new"]

@@ -65,9 +65,18 @@ async def index_missing(
     session: AsyncSession, on_batch: Callable[[int], object] = lambda _: None, batch: int = 500
 ) -> int:
     """Index every image that has no row (after an import, which leaves the index out), a
-    batch per transaction; returns how many were indexed."""
+    batch per transaction, in id order (each batch seeks past the one before); returns how
+    many were indexed."""
     indexed = 0
-    while images := list(await session.scalars(_unindexed().limit(batch))):
+    after: uuid.UUID | None = None
+    while True:
+        query = _unindexed().order_by(Image.id).limit(batch)
+        if after is not None:
+            query = query.where(Image.id > after)
+        images = list(await session.scalars(query))
+        if not images:
+            return indexed
+        after = images[-1].id
         texts = await searchable_texts(session, [image.id for image in images])
         rows = [
             {
@@ -88,7 +97,6 @@ async def index_missing(
         await session.commit()
         indexed += len(rows)
         on_batch(len(rows))
-    return indexed
 
 
 async def searchable_texts(

@@ -4,9 +4,10 @@ embedded default, PostgreSQL's tsvector and GIN index when scaled (both created 
 
 The index is written by ``iap.finding.indexing``. The query is parsed by
 ``iap.finding.words``: the engines only ever see quoted words, as bound parameters. Hits are
-ranked (BM25 on SQLite, ``ts_rank`` on PostgreSQL; filename above tags above description and
-camera above recognised text) and paged by a keyset cursor over (score, index row); snippets are cut
-from the fields as the owner wrote them."""
+ranked by the fields that hold the whole query (filename above tags above description and
+camera above recognised text; ``words.GROUPS``), the same on both databases, and paged by a
+keyset cursor over (score, index row); snippets are cut from the fields as the owner wrote
+them."""
 
 from __future__ import annotations
 
@@ -26,9 +27,6 @@ from iap.images.errors import InvalidCursor
 from iap.images.models import Image
 from iap.images.service import ImageFilters, filtered
 
-# SQLite's BM25 weights, in the FTS5 table's column order (words.FIELDS, after the owner).
-_WEIGHTS = {"filename": 8.0, "tags": 4.0, "description": 2.0, "camera": 2.0, "text": 1.0}
-
 
 @dataclass(frozen=True)
 class Match:
@@ -45,38 +43,52 @@ class Hit:
 
 def _candidates(session: AsyncSession, user: User, query: words.Query) -> Any:
     """(doc, score) of the owner's images that match, as a subquery: ``doc`` is the image's
-    row of the index (``ImageSearch.id``), which breaks ties between equal scores."""
+    row of the index (``ImageSearch.id``), which breaks ties between equal scores (newest
+    first). The score is ``words.GROUPS``'s: the image's own words decide it."""
     part = query.part()
+    # Only constants are formatted into these statements; the query's words are bound.
     if is_postgres(session):
-        # Only constants are formatted into these statements; the query's words are bound.
-        where = "document @@ query" + (" OR filename LIKE :like" if part else "")
+        groups = " + ".join(
+            f"CASE WHEN document @@ to_tsquery('simple', :group{n}) THEN {weight} ELSE 0 END"
+            for n, weight in enumerate(words.GROUP_WEIGHTS)
+        )
+        where = "document @@ to_tsquery('simple', :anywhere)"
+        if part:
+            where += " OR filename LIKE :like"
         statement = text(
-            "SELECT id AS doc, ts_rank(document, query) AS score "  # noqa: S608
-            "FROM image_search, to_tsquery('simple', :tsquery) AS query "
-            f"WHERE user_id = :user AND ({where})"
-        ).bindparams(tsquery=query.tsquery())
+            f"SELECT id AS doc, CASE WHEN document @@ to_tsquery('simple', :anywhere) "  # noqa: S608
+            f"THEN {words.MATCHED} ELSE 0 END + {groups} AS score "
+            f"FROM image_search WHERE user_id = :user AND ({where})"
+        ).bindparams(
+            anywhere=query.tsquery(),
+            **{f"group{n}": query.tsquery(label) for n, label in enumerate(words.GROUP_LABELS)},
+        )
         if part:
             statement = statement.bindparams(like=f"%{part}%")
         statement = statement.bindparams(bindparam("user", user.id, type_=Uuid()))
     else:
-        weights = ", ".join(str(_WEIGHTS[field]) for field in words.FIELDS)
-        names = (
-            " UNION ALL SELECT n.rowid, 0.0 FROM image_search_names AS n "
-            "JOIN image_search AS s ON s.id = n.rowid "
-            "WHERE image_search_names MATCH :part AND s.user_id = :user"
-            if part
-            else ""
-        )
-        # The owner's id is a word of the index's user_id column: FTS5 itself keeps to the
-        # owner's rows, and ranks no one else's. Materialized: bm25() must run in the query
-        # that MATCHes, which SQLite would otherwise fold into the grouping one.
+        # The owner's id is a word of the index's user_id column: each MATCH keeps to the
+        # owner's rows in the index itself.
+        owner = f'user_id : "{user.id.hex}" AND '
+        scored = [("anywhere", words.MATCHED)]
+        scored += [(f"group{n}", weight) for n, weight in enumerate(words.GROUP_WEIGHTS)]
+        branches = [
+            f"SELECT rowid AS doc, {weight} AS score FROM image_search_fts "  # noqa: S608
+            f"WHERE image_search_fts MATCH :{name}"
+            for name, weight in scored
+        ]
+        if part:
+            branches.append(
+                "SELECT n.rowid, 0.0 FROM image_search_names AS n "
+                "JOIN image_search AS s ON s.id = n.rowid "
+                "WHERE image_search_names MATCH :part AND s.user_id = :user"
+            )
         statement = text(
-            "WITH hits AS MATERIALIZED ("  # noqa: S608
-            f"SELECT rowid AS doc, -bm25(image_search_fts, 0.0, {weights}) AS score "
-            f"FROM image_search_fts WHERE image_search_fts MATCH :match{names}"
-            ") SELECT doc, max(score) AS score FROM hits GROUP BY doc"
+            f"SELECT doc, sum(score) AS score FROM ({' UNION ALL '.join(branches)}) "  # noqa: S608
+            "GROUP BY doc"
         ).bindparams(
-            match=f'user_id : "{user.id.hex}" AND {{{" ".join(words.FIELDS)}}} : ({query.fts5()})'
+            anywhere=owner + query.fts5(words.FIELDS),
+            **{f"group{n}": owner + query.fts5(group) for n, group in enumerate(words.GROUPS)},
         )
         if part:
             statement = statement.bindparams(part=f'"{part}"')
@@ -118,14 +130,14 @@ async def search(
                 "This cursor is not one of this search's: ask again with the same q and "
                 "filters as the page it came from, or start from the first page."
             ) from None
-        page = page.where(or_(score < after_score, and_(score == after_score, doc > after_doc)))
-    best = page.order_by(score.desc(), doc).limit(limit + 1).subquery()
+        page = page.where(or_(score < after_score, and_(score == after_score, doc < after_doc)))
+    best = page.order_by(score.desc(), doc.desc()).limit(limit + 1).subquery()
     ordered = (
         select(Image, best.c.score, best.c.doc)
         .join(ImageSearch, ImageSearch.image_id == Image.id)
         .join(best, best.c.doc == ImageSearch.id)
         .where(Image.user_id == user.id)
-        .order_by(best.c.score.desc(), best.c.doc)
+        .order_by(best.c.score.desc(), best.c.doc.desc())
     )
     found: list[tuple[Image, float, int]] = [
         (image, float(value), position) for image, value, position in await session.execute(ordered)

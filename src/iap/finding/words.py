@@ -25,9 +25,20 @@ MIN_PREFIX = 2
 MIN_PART = 3
 
 
+# Letters that Unicode does not decompose into a base letter and a mark, read as most
+# keyboards write them: "Łódź" is "lodz", "København" "kobenhavn".
+_LETTERS = str.maketrans(
+    {
+        "ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d",
+        "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ħ": "h", "Ħ": "h", "þ": "th", "Þ": "th",
+        "ı": "i", "ŧ": "t", "Ŧ": "t",
+    }
+)  # fmt: skip
+
+
 def fold(text: str) -> str:
     """Lower case without accents: "Ärger" and "arger" are one word to search."""
-    decomposed = unicodedata.normalize("NFKD", text)
+    decomposed = unicodedata.normalize("NFKD", text.translate(_LETTERS))
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
@@ -51,10 +62,17 @@ class Term:
     def fts5(self) -> str:
         return '"' + " ".join(self.words) + '"' + ("*" if self.prefix else "")
 
-    def tsquery(self) -> str:
-        parts = [f"'{word}'" for word in self.words]
+    def tsquery(self, label: str | None = None) -> str:
+        """This term for ``to_tsquery``, in the field group of weight ``label`` (A-D) or in
+        any; a phrase's words always in one group (PostgreSQL numbers the positions of a
+        document's fields on from each other, so a phrase could otherwise run from one
+        field into the next)."""
+        if label is None and len(self.words) > 1:
+            return "(" + " | ".join(self.tsquery(each) for each in GROUP_LABELS) + ")"
+        mark = label or ""
+        parts = [f"'{word}'" + (f":{mark}" if mark else "") for word in self.words]
         if self.prefix:
-            parts[-1] += ":*"
+            parts[-1] = f"'{self.words[-1]}':*{mark}"
         return "(" + " <-> ".join(parts) + ")"
 
 
@@ -62,27 +80,47 @@ class Term:
 class Query:
     terms: tuple[Term, ...]
 
-    def fts5(self) -> str:
-        """For SQLite's MATCH: every term, each quoted (an implicit AND)."""
-        return " ".join(term.fts5() for term in self.terms)
+    def fts5(self, columns: tuple[str, ...] | None = None) -> str:
+        """For SQLite's MATCH: every term, each quoted (an implicit AND), in ``columns``."""
+        terms = " ".join(term.fts5() for term in self.terms)
+        return f"{{{' '.join(columns)}}} : ({terms})" if columns else terms
 
-    def tsquery(self) -> str:
-        """For PostgreSQL's ``to_tsquery('simple', ...)``."""
-        return " & ".join(term.tsquery() for term in self.terms)
+    def tsquery(self, label: str | None = None) -> str:
+        """For PostgreSQL's ``to_tsquery('simple', ...)``: every term, in the group of weight
+        ``label`` or anywhere."""
+        return " & ".join(term.tsquery(label) for term in self.terms)
 
     def part(self) -> str | None:
         """The whole query as a piece of a filename, if it is long enough to look for."""
         joined = " ".join(word for term in self.terms for word in term.words)
         return joined if len(joined) >= MIN_PART else None
 
-    def matches(self, word: str) -> bool:
-        """Whether a word of a field is one this query looks for (for highlighting)."""
-        for term in self.terms:
-            if word in term.words:
-                return True
-            if term.prefix and word.startswith(term.words[-1]):
-                return True
-        return False
+    def spans(self, text: str, *, part: bool = False) -> list[tuple[int, int]]:
+        """Where in ``text`` this query's terms are, as (start, end) of its words: a word
+        term's word anywhere (its beginning, for a prefix), a phrase's words only in a row.
+        ``part``: a word that contains a word of the query also counts (filenames)."""
+        found = [
+            (word, match.start(), match.end())
+            for match in _WORD.finditer(text)
+            for word in words(match.group())  # a word may fold into several ("½": 1 2)
+        ]
+        pieces = []
+        if part and self.part() is not None:
+            pieces = [w for term in self.terms for w in term.words if len(w) >= 2]
+        marked: set[tuple[int, int]] = set()
+        for at, (word, start, end) in enumerate(found):
+            if any(piece in word for piece in pieces):
+                marked.add((start, end))
+            for term in self.terms:
+                run = found[at : at + len(term.words)]
+                if len(run) == len(term.words) and all(
+                    seen == wanted or (term.prefix and last and seen.startswith(wanted))
+                    for (seen, _, _), wanted, last in zip(
+                        run, term.words, [False] * (len(run) - 1) + [True], strict=True
+                    )
+                ):
+                    marked.update((start, end) for _, start, end in run)
+        return sorted(marked)
 
 
 class QueryError(ValueError):
@@ -142,14 +180,7 @@ def snippet(text: str, query: Query, *, part: bool = False) -> list[Fragment] | 
     """The piece of ``text`` around its first match, split into plain and highlighted
     fragments; None when nothing in it matches. ``part``: a word that contains the query's
     words also matches (filenames)."""
-    spans = []
-    pieces = []
-    if part and query.part() is not None:
-        pieces = [w for term in query.terms for w in term.words if len(w) >= 2]
-    for found in _WORD.finditer(text):
-        folded = words(found.group())
-        if any(query.matches(w) or any(p in w for p in pieces) for w in folded):
-            spans.append((found.start(), found.end()))
+    spans = query.spans(text, part=part)
     if not spans:
         return None
     start, end = 0, len(text)
@@ -180,6 +211,15 @@ def snippet(text: str, query: Query, *, part: bool = False) -> list[Fragment] | 
 
 # The fields search looks in, weightiest first (a hit's matches are listed in this order).
 FIELDS = ("filename", "tags", "description", "camera", "text")
+# A hit's score: the weights of the field groups that hold every term of the query, plus
+# MATCHED for matching at all (its terms spread over several fields). It depends on the
+# image's own words only, never on anyone else's (a cursor's score stays what it was, and no
+# score tells of other users' images), and it is the same on both databases. PostgreSQL
+# keeps each group under its weight label (A-D) in one tsvector.
+GROUPS = (("filename",), ("tags",), ("description", "camera"), ("text",))
+GROUP_WEIGHTS = (8.0, 4.0, 2.0, 1.0)
+GROUP_LABELS = ("A", "B", "C", "D")
+MATCHED = 0.5
 # The analysers whose results are searchable, and the field each fills.
 ANALYSED = {"text": "text", "exif": "camera"}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,10 +61,14 @@ def _typed(value: Any, value_type: type) -> Any:
             raise ValueError("a cursor's moment has its offset")
         return moment
     if value_type is int and isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:  # the databases' BIGINT
+            raise ValueError("out of range")
         return value
     if value_type is str and isinstance(value, str):
         return value
     if value_type is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
         return float(value)
     raise ValueError(f"expected a {value_type.__name__}")
 
@@ -84,7 +89,7 @@ def decode_position(cursor: str, order: str, *types: type) -> tuple[Any, ...]:
         raise InvalidCursor()
     try:
         return tuple(_typed(value, kind) for value, kind in zip(values, types, strict=True))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise InvalidCursor() from None
 
 

@@ -96,7 +96,7 @@ def upgrade() -> None:
         op.execute(
             f"CREATE VIRTUAL TABLE image_search_fts USING fts5(user_id, {', '.join(FIELDS)}, "
             "content='image_search', content_rowid='id', "
-            "tokenize='unicode61 remove_diacritics 2', prefix='2 3')"
+            "tokenize='unicode61 remove_diacritics 0', prefix='2 3')"
         )
         op.execute(
             "CREATE VIRTUAL TABLE image_search_names USING fts5(filename, "
@@ -105,8 +105,8 @@ def upgrade() -> None:
         for name, trigger in _TRIGGERS.items():
             op.execute(f"CREATE TRIGGER {name} {trigger}")
     else:
-        # btree_gin lets one GIN index hold the owner with the words: a search reads only
-        # the owner's matches, never another user's.
+        # btree_gin lets one GIN index hold the owner with the words: a search intersects
+        # the owner's rows with the word's in the index, and reads only the owner's rows.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
         op.execute(

@@ -138,11 +138,12 @@ function initGallery() {
   for (const item of grid.querySelectorAll("[data-more]")) observer.observe(item);
 
   initUploads(async (image) => {
+    if (!total) return; // a search's results: a new upload is not one of them until it matches
     const card = await fetchCard(image.id);
     if (card && !grid.querySelector(`[data-image-id="${image.id}"]`)) grid.prepend(card);
     const empty = document.getElementById("empty");
     if (empty) empty.remove();
-    if (total) total.textContent = String(Number(total.textContent) + 1); // none on a search
+    total.textContent = String(Number(total.textContent) + 1);
   });
 }
 
