@@ -111,8 +111,8 @@ async def search(
     limit: int,
     cursor: str | None = None,
 ) -> tuple[list[Hit], str | None]:
-    """A page of the owner's images that match, best first (the id breaks ties), and the
-    cursor of the next page (None on the last)."""
+    """A page of the owner's images that match, best first (the newest first among equals),
+    and the cursor of the next page (None on the last)."""
     candidates = _candidates(session, user, query)
     score, doc = candidates.c.score, candidates.c.doc
     # The page is ranked and cut among the matches alone; only its own rows then meet the
