@@ -211,11 +211,12 @@ def snippet(text: str, query: Query, *, part: bool = False) -> list[Fragment] | 
 
 # The fields search looks in, weightiest first (a hit's matches are listed in this order).
 FIELDS = ("filename", "tags", "description", "camera", "text")
-# A hit's score: the weights of the field groups that hold every term of the query, plus
-# MATCHED for matching at all (its terms spread over several fields). It depends on the
-# image's own words only, never on anyone else's (a cursor's score stays what it was, and no
-# score tells of other users' images), and it is the same on both databases. PostgreSQL
-# keeps each group under its weight label (A-D) in one tsvector.
+# A hit's score weighs these field groups. On SQLite: the weights of the groups that hold
+# every term of the query, plus MATCHED for matching at all (its terms spread over several
+# fields); on PostgreSQL, which keeps each group under its weight label (A-D) in one
+# tsvector, ts_rank with the same weights. Either way the image's own words decide it, never
+# anyone else's: a cursor's score stays what it was, and no score tells of other users'
+# images (SQLite's bm25() would, weighing words by the statistics of every user's rows).
 GROUPS = (("filename",), ("tags",), ("description", "camera"), ("text",))
 GROUP_WEIGHTS = (8.0, 4.0, 2.0, 1.0)
 GROUP_LABELS = ("A", "B", "C", "D")
