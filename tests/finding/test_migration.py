@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iap import migrations
 from iap.analysis.models import AnalysisResult
@@ -51,6 +51,18 @@ def _hashes(
     )
 
 
+async def old_images(session: AsyncSession) -> tuple[User, dict[str, Image]]:
+    """An owner with images a-d and another user with one ("theirs"), as before a migration
+    (flushed: their ids are known)."""
+    owner = User(username="old", email="old@example.com", password_hash="x")
+    stranger = User(username="other", email="other@example.com", password_hash="x")
+    session.add_all([owner, stranger])
+    await session.flush()
+    images = {name: _image(owner.id, n) for n, name in enumerate("abcd")}
+    images["theirs"] = _image(stranger.id, 9)
+    return owner, images
+
+
 Found = tuple[dict[str, int], list[set[str]]]
 
 
@@ -60,12 +72,7 @@ async def _migrate(url: str) -> Found:
         await migrations.upgrade(engine, "0004")
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         async with sessions() as session:
-            owner = User(username="old", email="old@example.com", password_hash="x")
-            stranger = User(username="other", email="other@example.com", password_hash="x")
-            session.add_all([owner, stranger])
-            await session.flush()
-            images = {name: _image(owner.id, n) for n, name in enumerate(["a", "b", "c", "d"])}
-            images["theirs"] = _image(stranger.id, 9)
+            _, images = await old_images(session)
             session.add_all(images.values())
             await session.flush()
             session.add_all(

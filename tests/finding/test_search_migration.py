@@ -16,7 +16,7 @@ from iap.db import create_engine
 from iap.finding import search, words
 from iap.images.models import Image, ImageTag
 from iap.images.service import ImageFilters
-from tests.finding.test_migration import _image
+from tests.finding.test_migration import old_images
 
 
 def _result(image: Image, analyser: str, result: dict[str, Any], **fields: Any) -> AnalysisResult:
@@ -30,12 +30,7 @@ async def _migrate(url: str) -> dict[str, list[str]]:
         await migrations.upgrade(engine, "0005")
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         async with sessions() as session:
-            owner = User(username="old", email="old@example.com", password_hash="x")
-            stranger = User(username="other", email="other@example.com", password_hash="x")
-            session.add_all([owner, stranger])
-            await session.flush()
-            images = {name: _image(owner.id, n) for n, name in enumerate("abcd")}
-            images["theirs"] = _image(stranger.id, 9)
+            owner, images = await old_images(session)
             images["a"].description = "Crème brûlée"
             session.add_all(images.values())
             await session.flush()
