@@ -25,8 +25,8 @@ from iap.finding.schemas import (
     SimilarPage,
 )
 from iap.images.errors import OWNED_IMAGE, InvalidCursor
+from iap.images.filter_params import Filters
 from iap.images.pagination import MAX_CURSOR
-from iap.images.router import Filters
 from iap.images.schemas import ImageOut
 from iap.images.service import get_owned_image
 from iap.text import NO_CONTROL_PATTERN

@@ -11,7 +11,6 @@ from anyio import to_thread
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 
-from iap.analysis.models import JobStatus
 from iap.analysis.service import Queued
 from iap.analysis.tasks import dispatch
 from iap.auth.deps import SIGNED_IN, SIGNED_IN_CHANGES, CurrentUser
@@ -35,22 +34,21 @@ from iap.images.errors import (
     UploadTooLarge,
 )
 from iap.images.filenames import clean_filename, content_disposition
+from iap.images.filter_params import Filters
 from iap.images.http_range import parse_range
 from iap.images.inspection import ALLOWED_FORMATS, inspect_image
 from iap.images.pagination import MAX_CURSOR
 from iap.images.schemas import (
     MAX_PAGE,
-    MOMENTS,
     READ_ONLY_FIELDS,
     ImageOut,
     ImagePage,
     ImageUpdate,
-    Moment,
     SortKey,
 )
 from iap.images.upload_form import read_upload_form
 from iap.storage import BlobNotFound, StorageUnavailable
-from iap.text import NO_CONTROL_PATTERN, PROSE_PATTERN, SingleLine
+from iap.text import NO_CONTROL_PATTERN, PROSE_PATTERN
 
 router = APIRouter(prefix="/image", tags=["images"])
 
@@ -153,43 +151,6 @@ async def upload_image(
         queued = Queued(image.job.id, image.id, user.id)
         await dispatch(session, services.queue, services.notifier, [queued])
     return ImageOut.model_validate(image)
-
-
-def image_filters(
-    status_: Annotated[
-        JobStatus | None, Query(alias="status", description="Analysis status.")
-    ] = None,
-    tag: Annotated[
-        list[SingleLine] | None,
-        Query(description="Only images with this tag; repeat to require several."),
-    ] = None,
-    format_: Annotated[
-        str | None,
-        Query(
-            alias="format",
-            max_length=50,
-            pattern=NO_CONTROL_PATTERN,
-            description="jpeg, png, ... or a MIME type.",
-        ),
-    ] = None,
-    uploaded_after: Annotated[
-        Moment | None, Query(description=f"Uploaded at or after this moment. {MOMENTS}")
-    ] = None,
-    uploaded_before: Annotated[
-        Moment | None, Query(description=f"Uploaded before this moment. {MOMENTS}")
-    ] = None,
-) -> service.ImageFilters:
-    """The list filters, as query parameters (shared by the list and search)."""
-    return service.ImageFilters(
-        status=status_,
-        tags=tag or [],
-        format=format_,
-        uploaded_after=uploaded_after,
-        uploaded_before=uploaded_before,
-    )
-
-
-Filters = Annotated[service.ImageFilters, Depends(image_filters)]
 
 
 @router.get("/all", response_model=ImagePage, responses=error_responses(*SIGNED_IN, InvalidCursor))
