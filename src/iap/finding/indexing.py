@@ -20,6 +20,11 @@ def is_postgres(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
+def shown_of(image: Image, analysed: dict[str, str]) -> dict[str, str]:
+    """An image's searchable fields as the owner reads them, with its analysed texts."""
+    return words.shown_fields(image.original_filename, image.tag_names, image.description, analysed)
+
+
 async def reindex(session: AsyncSession, image: Image, *, analysed: bool = True) -> None:
     """Write ``image``'s row of the index from its fields, tags and (``analysed``) newest
     succeeded text and EXIF results, in the caller's transaction.
@@ -34,11 +39,7 @@ async def reindex(session: AsyncSession, image: Image, *, analysed: bool = True)
         )
         await session.refresh(image, ["original_filename", "description", "tags"])
         analysed_texts = (await searchable_texts(session, [image.id])).get(image.id, {})
-    fields = words.indexed_fields(
-        words.shown_fields(
-            image.original_filename, image.tag_names, image.description, analysed_texts
-        )
-    )
+    fields = words.indexed_fields(shown_of(image, analysed_texts))
     dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
     statement = dialect_insert(ImageSearch).values(
         image_id=image.id, user_id=image.user_id, **fields
@@ -82,14 +83,7 @@ async def index_missing(
             {
                 "image_id": image.id,
                 "user_id": image.user_id,
-                **words.indexed_fields(
-                    words.shown_fields(
-                        image.original_filename,
-                        image.tag_names,
-                        image.description,
-                        texts.get(image.id, {}),
-                    )
-                ),
+                **words.indexed_fields(shown_of(image, texts.get(image.id, {}))),
             }
             for image in images
         ]

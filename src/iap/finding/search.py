@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.auth.models import User
 from iap.finding import words
-from iap.finding.indexing import is_postgres, searchable_texts
+from iap.finding.indexing import is_postgres, searchable_texts, shown_of
 from iap.finding.models import ImageSearch
 from iap.images import pagination
 from iap.images.errors import InvalidCursor
@@ -148,9 +148,7 @@ async def search(
     texts = await searchable_texts(session, [image.id for image in images])
     hits = []
     for image, hit_score, _ in found:
-        shown = words.shown_fields(
-            image.original_filename, image.tag_names, image.description, texts.get(image.id, {})
-        )
+        shown = shown_of(image, texts.get(image.id, {}))
         matches = []
         for field in words.FIELDS:
             fragments = words.snippet(shown[field], query, part=field == "filename")

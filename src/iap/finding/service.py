@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.auth.models import User
 from iap.finding import likeness
+from iap.finding.indexing import is_postgres
 from iap.finding.models import ImageHash
 from iap.images import pagination
 from iap.images.errors import InvalidCursor
@@ -36,7 +37,7 @@ async def index_hashes(
     that two look-alike images recorded at once each see the other; SQLite has one writer at
     a time anyway."""
     phash, dhash = likeness.to_int(result["phash"]), likeness.to_int(result["dhash"])
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if is_postgres(session):
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(user_id)}
         )
@@ -102,7 +103,7 @@ async def _within(
 ) -> list[tuple[uuid.UUID, int]]:
     """The owner's other images whose pHash is within ``most`` of ``phash``, nearest first."""
     values = likeness.band_values(phash, most)
-    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    postgres = is_postgres(session)
     rows = await session.execute(
         select(ImageHash.image_id, ImageHash.phash).where(
             ImageHash.user_id == user_id,
