@@ -15,8 +15,9 @@ prints that figure too.
    start of the upload to the owner's `analysis.succeeded` event.
 3. The peak memory (VmHWM) of a real `iap worker` process after passes over a 12 MP JPEG, a
    100 MP JPEG and a 100 MP PNG (100 MP: the largest the default limits accept).
-4. Throughput of `iap worker --processes 1` and `--processes 2`: images/s once every process
-   has finished its first two jobs, and their ratio.
+4. Throughput of `iap worker --processes 1` and `--processes 2`: images/s while every process
+   is busy (after its first two jobs, until the queue is empty), the median of alternating
+   runs, and their ratio.
 3 and 4 run `iap serve` and `iap worker` on PostgreSQL, Redis (cache and broker) and files on
 local disk, with the variables the tests use (IAP_TEST_POSTGRES_URL, IAP_TEST_REDIS_URL,
 IAP_TEST_AMQP_URL); they are skipped without them. `--only pass e2e` picks sections.
@@ -504,27 +505,41 @@ def bench_memory(workdir: Path) -> tuple[float, float] | None:
 # 4. Throughput ---------------------------------------------------------------------------------
 
 
-def bench_throughput(images: int, workdir: Path) -> dict[int, float] | None:
-    print("== throughput of `iap worker` (12 MP JPEGs, every analyser)")
+def bench_throughput(images: int, rounds: int, workdir: Path) -> dict[int, float] | None:
+    """Images/s of `iap worker --processes 1` and `2`, each the median of ``rounds`` runs.
+
+    The runs alternate (1, 2, then 2, 1, ...): on a shared machine the speed drifts by 10 %
+    or more from one minute to the next, and alternating spreads the drift over both. In each
+    run the images wait in the queue before the worker starts. Each process's first two jobs
+    (models loading, a cold first pass) are left out, and so are the last jobs once the queue
+    is empty: each process then finishes its last one while the others have nothing left, so
+    the window is the steady state, every process busy: from the 2N-th finish to the first
+    finish after the last job was taken (N processes, the (images - N + 1)-th finish)."""
+    print(f"== throughput of `iap worker` (12 MP JPEGs, every analyser, {rounds} rounds)")
     services = services_or_skip()
     if services is None:
         return None
     photos = [photo_like(*SIZES["12 MP"], seed=300 + n) for n in range(images)]
-    rates = {}
-    for processes in (1, 2):
-        # The images wait in the queue; then the worker starts. The first two jobs of each
-        # process (model loading, the first and cold pass) are left out of the timing.
-        with Deployment(services, workdir / f"throughput-{processes}") as deployment:
-            ids = [deployment.upload(data, f"photo-{n}.jpg") for n, data in enumerate(photos)]
-            deployment.start_worker(processes)
-            finished = sorted(deployment.wait_finished(ids))
-        skip = 2 * processes
-        seconds = (finished[-1] - finished[skip - 1]).total_seconds()
-        rates[processes] = (len(finished) - skip) / seconds
-        print(
-            f"  iap worker --processes {processes}: {len(finished) - skip} images in "
-            f"{seconds:.2f} s after the first {skip}: {rates[processes]:.2f} images/s"
-        )
+    measured: dict[int, list[float]] = {1: [], 2: []}
+    for number in range(rounds):
+        for processes in (1, 2) if number % 2 == 0 else (2, 1):
+            tag = f"throughput-{number}-{processes}"
+            with Deployment(services, workdir / tag) as deployment:
+                ids = [deployment.upload(data, f"photo-{n}.jpg") for n, data in enumerate(photos)]
+                deployment.start_worker(processes)
+                finished = sorted(deployment.wait_finished(ids))
+            first, last = 2 * processes - 1, len(finished) - processes
+            seconds = (finished[last] - finished[first]).total_seconds()
+            rate = (last - first) / seconds
+            measured[processes].append(rate)
+            print(
+                f"  round {number + 1}, --processes {processes}: {last - first} images in "
+                f"{seconds:.2f} s (finishes {first + 1} to {last + 1} of {len(finished)}): "
+                f"{rate:.2f} images/s"
+            )
+    rates = {processes: statistics.median(runs) for processes, runs in measured.items()}
+    for processes, rate in rates.items():
+        print(f"  iap worker --processes {processes}: median {rate:.2f} images/s")
     print()
     return rates
 
@@ -542,7 +557,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--photos", type=int, default=5, help="photos timed end to end")
-    parser.add_argument("--images", type=int, default=16, help="images per throughput run")
+    parser.add_argument("--images", type=int, default=20, help="images per throughput run")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput runs per process count")
     parser.add_argument("--only", choices=("pass", "e2e", "memory", "throughput"), nargs="*")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))  # bench/load.py's helpers
@@ -593,7 +609,7 @@ def main() -> None:
                     f"{verdict(everything <= GOAL_PEAK_MIB)}"
                 )
         if "throughput" in only:
-            rates = bench_throughput(args.images, workdir)
+            rates = bench_throughput(args.images, args.rounds, workdir)
             if rates is not None:
                 scaling = rates[2] / rates[1]
                 goals.append(
