@@ -33,7 +33,8 @@ def prepare_process(cores: int = 1) -> None:
       once some have been freed, and a heap seldom shrinks: after a few passes a worker kept
       the peak of every pass it ran. Blocks of 128 KiB and more now always get their own
       mapping, returned to the system when freed; measured on the OCR detector, this cuts
-      the peak by a third for about 10 % more time.
+      the peak by a third for about 10 % more time. Faulting those mappings in is much of
+      that time: ``iap.hugepages`` has glibc back them with 2 MiB pages.
     """
     global _prepared, _cores
     if _prepared:
