@@ -3,7 +3,7 @@
 A pass allocates and frees large blocks all the time: decoded pixels, their downscales, the
 OCR detector's activations. Each one gets its own mapping, returned to the system when freed
 (``analysis.process``), so the kernel faults its pages in anew on every pass, 4 KiB at a
-time. Backed by 2 MiB transparent huge pages, the same blocks take 512 times fewer faults:
+time. Backed by 2 MiB transparent huge pages, the same blocks take up to 512 times fewer faults:
 measured on a 2-core machine (12 MP JPEGs, every analyser, one process), a pass went from
 1,000-1,030 ms to 765-835 ms, and the peak memory of the process rose by 7 MiB.
 
