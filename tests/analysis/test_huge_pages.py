@@ -16,6 +16,7 @@ import pytest
 
 from iap.config import Settings
 from iap.hugepages import c_library, restart_needed, tunables_with_huge_pages
+from tests.analysis.test_pass_processes import children_of
 from tests.conftest import settings_env, settings_for
 
 GLIBC = "glibc 2.36"
@@ -73,14 +74,6 @@ def _environ(pid: int) -> dict[str, str]:
     return dict(item.decode().partition("=")[::2] for item in raw.split(b"\0") if item)
 
 
-def _children(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task")
-    found: list[int] = []
-    for task in tasks.iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
 @contextmanager
 def _worker(
     settings: Settings, tmp_path: Path, *args: str, consuming: int = 1, **extra: str
@@ -116,7 +109,7 @@ def test_a_worker_runs_with_huge_pages_in_the_same_process(
     with _worker(worker_settings, tmp_path) as pid:
         # The pid is the one started: the command restarted in place (exec), not in a child.
         assert _environ(pid)["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
-        assert _children(pid) == []
+        assert children_of(pid) == []
 
 
 @on_glibc
@@ -124,7 +117,7 @@ def test_the_processes_of_a_worker_inherit_huge_pages(
     worker_settings: Settings, tmp_path: Path
 ) -> None:
     with _worker(worker_settings, tmp_path, "--processes", "2", consuming=2) as pid:
-        children = _children(pid)
+        children = children_of(pid)
         assert len(children) >= 2
         for child in children:
             assert "glibc.malloc.hugetlb=1" in _environ(child)["GLIBC_TUNABLES"]
