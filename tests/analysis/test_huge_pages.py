@@ -3,9 +3,7 @@ and the worker processes they spawn inherit it; a GLIBC_TUNABLES that already de
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,7 +15,8 @@ import pytest
 from iap.config import Settings
 from iap.hugepages import c_library, restart_needed, tunables_with_huge_pages
 from tests.analysis.test_pass_processes import children_of
-from tests.conftest import settings_env, settings_for
+from tests.analysis.test_worker_processes import worker_processes
+from tests.conftest import settings_for
 
 GLIBC = "glibc 2.36"
 on_glibc = pytest.mark.skipif(
@@ -76,30 +75,18 @@ def _environ(pid: int) -> dict[str, str]:
 
 @contextmanager
 def _worker(
-    settings: Settings, tmp_path: Path, *args: str, consuming: int = 1, **extra: str
+    settings: Settings, tmp_path: Path, *args: str, consuming: int = 1, **variables: str
 ) -> Iterator[int]:
     """The pid of a running ``iap worker``, once ``consuming`` of its processes consume."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IAP_", "GLIBC_"))}
-    env |= settings_env(settings) | extra
-    log = tmp_path / f"worker-{secrets.token_hex(2)}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "iap", "worker", *args], env=env, stdout=out, stderr=out
-        )
-    try:
+    with worker_processes(settings, tmp_path) as start:
+        proc = start(*args, **variables)
+        log = tmp_path / "worker-0.log"
         deadline = time.monotonic() + 60
         while log.read_text().count("worker consuming") < consuming:
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @on_glibc

@@ -28,7 +28,7 @@ from iap.config import Settings
 from tests.conftest import delete_queues, settings_env, settings_for
 from tests.factories import Account, make_account, uploaded, wait_for_analysis
 
-StartWorker = Callable[[], subprocess.Popen[bytes]]
+StartWorker = Callable[..., subprocess.Popen[bytes]]
 
 
 @pytest.fixture
@@ -56,17 +56,18 @@ def api(rabbit_settings: Settings) -> Iterator[TestClient]:
 
 @contextmanager
 def worker_processes(settings: Settings, logs: Path) -> Iterator[StartWorker]:
-    """``start()`` runs one more ``iap worker`` (one thread) on ``settings``; all are stopped
-    at the end (SIGTERM, then SIGKILL)."""
+    """``start()`` runs one more ``iap worker`` (one thread) on ``settings``, logging to
+    ``logs/worker-N.log``; ``start(*args, **variables)`` adds arguments and environment
+    variables. All are stopped at the end (SIGTERM, then SIGKILL)."""
     started: list[subprocess.Popen[bytes]] = []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IAP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IAP_", "GLIBC_"))}
     env |= settings_env(settings)
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(*args: str, **variables: str) -> subprocess.Popen[bytes]:
         log = (logs / f"worker-{len(started)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "iap", "worker", "--threads", "1"],
-            env=env,
+            [sys.executable, "-m", "iap", "worker", "--threads", "1", *args],
+            env=env | variables,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
