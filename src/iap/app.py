@@ -33,6 +33,7 @@ from iap.images.router import router as images_router
 from iap.observability import activity
 from iap.observability.middleware import RequestObservability
 from iap.observability.router import router as observability_router
+from iap.people.router import router as people_router
 from iap.readiness import NotReady, check_ready
 from iap.routing import install_method_answers
 from iap.services import Services, build_services, close_services
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(finding_router)  # before /image/{image_id} reads "duplicates" as an id
     app.include_router(images_router)
     app.include_router(analysis_router)
+    app.include_router(people_router)
     app.include_router(admin_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)

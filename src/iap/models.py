@@ -7,3 +7,4 @@ def load_all_models() -> None:
     from iap.events import models as event_models  # noqa: F401
     from iap.finding import models as finding_models  # noqa: F401
     from iap.images import models as image_models  # noqa: F401
+    from iap.people import models as people_models  # noqa: F401

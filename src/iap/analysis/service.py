@@ -49,6 +49,7 @@ from iap.images.service import (
     get_owned_image,
     invalidate,
 )
+from iap.people import service as people
 from iap.storage import BlobStorage
 
 R = TypeVar("R", bound=AnalyserResult)
@@ -263,8 +264,12 @@ async def record_success(
                 )
             )
         for outcome in outcomes:
-            if outcome.analyser == "hashes" and outcome.status == "succeeded" and outcome.result:
+            if outcome.status != "succeeded" or not outcome.result:
+                continue
+            if outcome.analyser == "hashes":
                 await finding.index_hashes(session, ticket.image_id, ticket.user_id, outcome.result)
+            elif outcome.analyser == "faces":
+                await people.record_faces(session, ticket.image_id, ticket.user_id, outcome.result)
         if any(outcome.analyser in ANALYSED for outcome in outcomes):
             image = await session.get(Image, ticket.image_id)
             if image is not None:

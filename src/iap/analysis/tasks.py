@@ -26,6 +26,7 @@ from iap.config import Settings
 from iap.events.bus import make_event
 from iap.images.service import invalidate
 from iap.observability.metrics import observe_job, observe_pass
+from iap.people.tasks import CLUSTER_FACES
 from iap.queue import Notifies, Recovery, Runner, Task, TaskContext, TaskLimits, TaskQueue
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,9 @@ class AnalysisHandler:
             decode_ms,
             ", ".join(f"{o.analyser}={o.status}({o.duration_ms:.0f} ms)" for o in outcomes),
         )
+        if any(o.analyser == "faces" and (o.result or {}).get("count") for o in outcomes):
+            # New faces may wait for a person now (clustering finds out, cheaply if not).
+            self._on_loop(self.context.queue.enqueue(CLUSTER_FACES, [ticket.user_id]))
         if end is service.RunEnd.REQUEUED:
             self._requeue(ticket.job_id, ticket.image_id, ticket.user_id)
 

@@ -27,6 +27,8 @@ from iap.images.errors import ImageNotFound, NotImageOwner
 from iap.images.inspection import ImageFacts
 from iap.images.models import Image, ImageTag
 from iap.images.schemas import ImageOut, SortKey
+from iap.people.models import Face, Person
+from iap.people.service import prune_people
 from iap.storage import BlobStorage, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -292,10 +294,17 @@ async def delete_image(
     # PostgreSQL: a parallel delete holding the row makes this wait, then find it gone.
     if not await lock_images(session, Image.id == image.id):
         raise ImageNotFound()
+    in_image = list(
+        await session.scalars(
+            select(Face.person_id).where(Face.image_id == image.id, Face.person_id.is_not(None))
+        )
+    )
     deleted = await session.execute(delete(Image).where(Image.id == image.id))
     if deleted.rowcount != 1:  # type: ignore[attr-defined]  # SQLite: the other one won
         await session.rollback()
         raise ImageNotFound()
+    # Its faces went with it (foreign keys): so do the people they were the last of.
+    await prune_people(session, Person.id.in_(in_image))
     await session.commit()
     await invalidate(cache, image_id)
     await delete_image_files(storage, image_id, key)
