@@ -54,6 +54,7 @@ class SearchField(enum.StrEnum):
     DESCRIPTION = "description"
     CAMERA = "camera"
     TEXT = "text"
+    PERSON = "person"
 
 
 class SnippetPart(BaseModel):

@@ -12,6 +12,7 @@ them."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from iap.images import pagination
 from iap.images.errors import InvalidCursor
 from iap.images.models import Image
 from iap.images.service import ImageFilters, filtered
+from iap.people.service import images_of_people, people_named
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,15 @@ class Hit:
     matches: list[Match]
 
 
-def _candidates(session: AsyncSession, user: User, query: words.Query) -> Any:
+def _candidates(
+    session: AsyncSession, user: User, query: words.Query, people: list[uuid.UUID]
+) -> Any:
     """(doc, score) of the owner's images that match, as a subquery: ``doc`` is the image's
     row of the index (``ImageSearch.id``), which breaks ties between equal scores (newest
     first). The image's own words decide its score, weighted by ``words.GROUPS``: on SQLite
-    the weights of the groups that hold every term, on PostgreSQL ``ts_rank`` with them."""
+    the weights of the groups that hold every term, on PostgreSQL ``ts_rank`` with them.
+    Images with a face of one of ``people`` (those named by the query) match too, weighted
+    as tags are."""
     part = query.part()
     # Only constants are formatted into these statements; the query's words are bound.
     if is_postgres(session):
@@ -55,11 +61,14 @@ def _candidates(session: AsyncSession, user: User, query: words.Query) -> Any:
         top = max(words.GROUP_WEIGHTS)  # ts_rank takes weights of 0-1
         weights = ", ".join(str(weight / top) for weight in reversed(words.GROUP_WEIGHTS))
         where = "document @@ query" + (" OR filename LIKE :like" if part else "")
-        statement = text(
+        found = (
             f"SELECT id AS doc, ts_rank('{{{weights}}}', document, query) AS score "  # noqa: S608
             "FROM image_search, to_tsquery('simple', :tsquery) AS query "
             f"WHERE user_id = :user AND ({where})"
-        ).bindparams(tsquery=query.tsquery())
+        )
+        if people:
+            found = f"SELECT doc, sum(score) AS score FROM ({found} UNION ALL {_IN_PEOPLE}) AS hits GROUP BY doc"  # noqa: S608, E501
+        statement = text(found).bindparams(tsquery=query.tsquery())
         if part:
             statement = statement.bindparams(like=f"%{part}%")
         statement = statement.bindparams(bindparam("user", user.id, type_=Uuid()))
@@ -80,6 +89,8 @@ def _candidates(session: AsyncSession, user: User, query: words.Query) -> Any:
                 "JOIN image_search AS s ON s.id = n.rowid "
                 "WHERE image_search_names MATCH :part AND s.user_id = :user"
             )
+        if people:
+            branches.append(_IN_PEOPLE)
         statement = text(
             f"SELECT doc, sum(score) AS score FROM ({' UNION ALL '.join(branches)}) "  # noqa: S608
             "GROUP BY doc"
@@ -89,8 +100,19 @@ def _candidates(session: AsyncSession, user: User, query: words.Query) -> Any:
         )
         if part:
             statement = statement.bindparams(part=f'"{part}"')
+        if part or people:
             statement = statement.bindparams(bindparam("user", user.id, type_=Uuid()))
+    if people:
+        statement = statement.bindparams(bindparam("people", people, type_=Uuid(), expanding=True))
     return statement.columns(column("doc", Integer()), column("score", Float())).subquery()
+
+
+# The images with a face of the people a query names, scored as a match in the tags.
+_IN_PEOPLE = (
+    f"SELECT DISTINCT s.id AS doc, {words.GROUP_WEIGHTS[1]} AS score "  # noqa: S608
+    "FROM image_search AS s JOIN faces AS f ON f.image_id = s.image_id "
+    "WHERE s.user_id = :user AND f.person_id IN :people"
+)
 
 
 def _order(query: words.Query, filters: ImageFilters) -> str:
@@ -110,7 +132,8 @@ async def search(
 ) -> tuple[list[Hit], str | None]:
     """A page of the owner's images that match, best first (the newest first among equals),
     and the cursor of the next page (None on the last)."""
-    candidates = _candidates(session, user, query)
+    named = await people_named(session, user, query)
+    candidates = _candidates(session, user, query, [person.id for person in named])
     score, doc = candidates.c.score, candidates.c.doc
     # The page is ranked and cut among the matches alone; only its own rows then meet the
     # images table (joining every match to it first costs as much as the matches).
@@ -146,6 +169,8 @@ async def search(
         next_cursor = pagination.encode_position(order, last_score, last_doc)
     images = [image for image, _, _ in found]
     texts = await searchable_texts(session, [image.id for image in images])
+    names = {person.id: person.name or "" for person in named}
+    in_image = await images_of_people(session, list(names))
     hits = []
     for image, hit_score, _ in found:
         shown = shown_of(image, texts.get(image.id, {}))
@@ -154,5 +179,9 @@ async def search(
             fragments = words.snippet(shown[field], query, part=field == "filename")
             if fragments:
                 matches.append(Match(field, fragments))
+        for person_id in sorted(in_image.get(image.id, []), key=lambda p: names[p]):
+            fragments = words.snippet(names[person_id], query)
+            if fragments:
+                matches.append(Match("person", fragments))
         hits.append(Hit(image, hit_score, matches))
     return hits, next_cursor
