@@ -21,10 +21,12 @@ measures both on the accuracy set (tests/analysis/accuracy.py).
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import io
 import math
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -120,13 +122,28 @@ class FacesResult(AnalyserResult):
 
 
 class _Models:
-    """dlib's models for one thread: the detector and predictors are not documented as
-    thread-safe, and loading them takes about 0.2 s, so each pass thread keeps its own."""
+    """One set of dlib's models. dlib does not document them as thread-safe, and the
+    embedding network keeps each run's activations, so a set serves one pass at a time; the
+    predictor and network (about 0.8 s to load) load when a first face needs them."""
 
     def __init__(self, directory: Path) -> None:
+        self.directory = directory
         self.detector = dlib.get_frontal_face_detector()
-        self.landmarks = dlib.shape_predictor(str(directory / _MODEL_FILES["landmarks"]))
-        self.embedder = dlib.face_recognition_model_v1(str(directory / _MODEL_FILES["embedding"]))
+        self._landmarks: Any = None
+        self._embedder: Any = None
+
+    @property
+    def landmarks(self) -> Any:
+        if self._landmarks is None:
+            self._landmarks = dlib.shape_predictor(str(self.directory / _MODEL_FILES["landmarks"]))
+        return self._landmarks
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            path = self.directory / _MODEL_FILES["embedding"]
+            self._embedder = dlib.face_recognition_model_v1(str(path))
+        return self._embedder
 
 
 class FacesAnalyser:
@@ -136,7 +153,10 @@ class FacesAnalyser:
 
     def __init__(self, models: Path | None = None) -> None:
         self._models_dir = models
-        self._local = threading.local()
+        # Sets not in use: a pass takes one (or makes one) and gives it back, so that the
+        # passes of a process share what it loaded, whichever thread they run in.
+        self._idle: list[_Models] = []
+        self._idle_lock = threading.Lock()
 
     @property
     def models(self) -> Path | None:
@@ -151,16 +171,25 @@ class FacesAnalyser:
             return f"face models missing from {directory}: {', '.join(missing)}"
         return None
 
-    def _loaded(self) -> _Models:
-        models: _Models | None = getattr(self._local, "models", None)
+    @contextlib.contextmanager
+    def _models(self) -> Iterator[_Models]:
+        with self._idle_lock:
+            models = self._idle.pop() if self._idle else None
         if models is None:
             directory = self.models
             assert directory is not None
-            models = self._local.models = _Models(directory)
-        return models
+            models = _Models(directory)
+        try:
+            yield models
+        finally:
+            with self._idle_lock:
+                self._idle.append(models)
 
     def analyse(self, image: DecodedImage) -> Output:
-        models = self._loaded()
+        with self._models() as models:
+            return self._analyse(image, models)
+
+    def _analyse(self, image: DecodedImage, models: _Models) -> Output:
         grey = image.grey_at(DETECT_SIDE)
         rects, scores, poses = models.detector.run(np.asarray(grey), UPSAMPLE, MIN_SCORE)
         found = sorted(
