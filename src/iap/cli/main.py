@@ -1,4 +1,5 @@
-"""The ``iap`` command: run the service, manage the database and users, upload images."""
+"""The ``iap`` command: run the service, manage the database and users, upload images, and
+find them (search, look-alikes, duplicates, people)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -86,7 +88,8 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    # Escaped: a message quotes names, paths and server sentences, which may hold "[...]".
+    console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -471,11 +474,22 @@ def _client(server: str, token: str | None, api_key: str | None) -> IapClient:
     return client
 
 
+def _refusal(exc: IapError) -> str:
+    """The server's sentence and code; for a request it could not validate (a malformed id,
+    a name too long), the first field and what is wrong with it instead of the whole list."""
+    detail = exc.detail
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        field = first.get("loc", ["?"])[-1]
+        detail = f"{field}: {first.get('msg', 'not valid')}"
+    return f"{detail} ({exc.code})"
+
+
 def _answer_or_fail(call: Callable[[], T]) -> T:
     try:
         return call()
     except IapError as exc:
-        raise _fail(f"{exc.detail} ({exc.code})") from None
+        raise _fail(_refusal(exc)) from None
     except httpx.HTTPError as exc:
         raise _fail(f"the server stopped answering: {exc}") from None
 
@@ -564,6 +578,247 @@ def duplicates(
                         _delete(client, str(image["id"]))
     done = f", {copies} deleted" if delete else ""
     console.print(f"{len(groups)} group(s) of {kind} duplicates, {copies} copies{done}")
+
+
+# people ----------------------------------------------------------------------------------------
+
+people_app = typer.Typer(
+    help="Your people: the faces in your images, grouped by who they are (after each analysis).",
+    no_args_is_help=True,
+)
+app.add_typer(people_app, name="people")
+
+PersonId = Annotated[str, typer.Argument(help="The person's id (see `iap people list`).")]
+
+
+def _person_line(person: dict[str, Any]) -> str:
+    """A person on stdout: id, images, faces, shown or hidden, name (tab separated)."""
+    state = "hidden" if person["hidden"] else "shown"
+    counts = f"{person['image_count']}\t{person['face_count']}"
+    return f"{person['id']}\t{counts}\t{state}\t{person['name'] or ''}"
+
+
+def _people(count: int) -> str:
+    return f"{count} person" if count == 1 else f"{count} people"
+
+
+def _call_server(
+    server: str, token: str | None, api_key: str | None, call: Callable[[IapClient], T]
+) -> T:
+    """Connect, make the call, disconnect; a refusal exits 1 with the server's one line."""
+    with _client(server, token, api_key) as client:
+        return _answer_or_fail(lambda: call(client))
+
+
+@people_app.command("list")
+def people_list(
+    hidden: Annotated[bool, typer.Option("--hidden", help="List hidden people too.")] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Only people whose name holds these words (ada* for a prefix)."),
+    ] = None,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Your people, those in the most images first: id, images, faces, shown or hidden, name
+    (tab separated on stdout, for scripts)."""
+    found = _call_server(
+        server,
+        token,
+        api_key,
+        lambda client: list(client.iter_people(include_hidden=hidden, name=name)),
+    )
+    for person in found:
+        print(_person_line(person))
+    named = f" named {escape(repr(name))}" if name is not None else ""
+    console.print(_people(len(found)) + named + (", hidden ones included" if hidden else ""))
+
+
+@people_app.command("show")
+def people_show(
+    person_id: PersonId,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """One person: each field and its value on a line of stdout (tab separated)."""
+    person = _call_server(server, token, api_key, lambda client: client.get_person(person_id))
+    for field, value in person.items():
+        shown = "" if value is None else str(value).lower() if isinstance(value, bool) else value
+        print(f"{field}\t{shown}")
+
+
+@people_app.command("name")
+def people_name(
+    person_id: PersonId,
+    name: Annotated[str | None, typer.Argument(help="The name (quoted if it has spaces).")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Forget the person's name.")] = False,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Name a person (`iap search NAME` then finds their images), or forget the name with
+    --clear. Prints the person's line."""
+    if clear == (name is not None):
+        raise _fail("give a name, or --clear to forget the one the person has", 2)
+    person = _call_server(
+        server, token, api_key, lambda client: client.name_person(person_id, name)
+    )
+    print(_person_line(person))
+    console.print(
+        f"named {person_id} {escape(repr(name))}" if name else f"forgot the name of {person_id}"
+    )
+
+
+def _set_hidden(
+    person_id: str, hidden: bool, server: str, token: str | None, key: str | None
+) -> None:
+    def change(client: IapClient) -> dict[str, Any]:
+        return client.hide_person(person_id) if hidden else client.unhide_person(person_id)
+
+    print(_person_line(_call_server(server, token, key, change)))
+    console.print(
+        f"hid {person_id} (`iap people list --hidden` lists them)"
+        if hidden
+        else f"{person_id} is listed again"
+    )
+
+
+@people_app.command("hide")
+def people_hide(
+    person_id: PersonId,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Leave a person out of `iap people list` (strangers in the background, say). Prints the
+    person's line."""
+    _set_hidden(person_id, True, server, token, api_key)
+
+
+@people_app.command("unhide")
+def people_unhide(
+    person_id: PersonId,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """List a hidden person again. Prints the person's line."""
+    _set_hidden(person_id, False, server, token, api_key)
+
+
+@people_app.command("merge")
+def people_merge(
+    person_id: Annotated[str, typer.Argument(help="The person to merge; gone afterwards.")],
+    into: Annotated[str, typer.Option(help="The person who stays; PERSON_ID's faces join them.")],
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Two people who are one: the first one's faces join the person --into, who keeps their
+    name (or takes the first one's if they have none). Prints the line of the person who
+    stays."""
+    person = _call_server(
+        server, token, api_key, lambda client: client.merge_person(person_id, into)
+    )
+    print(_person_line(person))
+    console.print(
+        f"merged {person_id} into {into}: {person['face_count']} face(s) in "
+        f"{person['image_count']} image(s)"
+    )
+
+
+@people_app.command("images")
+def people_images(
+    person_id: PersonId,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """The images a person is in, newest upload first: image id, the person's faces in it
+    (comma-separated ids, for `iap people remove-face`), filename (tab separated on stdout)."""
+    found = _call_server(
+        server, token, api_key, lambda client: list(client.iter_person_images(person_id))
+    )
+    for item in found:
+        image, faces = item["image"], ",".join(face["id"] for face in item["faces"])
+        print(f"{image['id']}\t{faces}\t{image['original_filename']}")
+    console.print(f"{len(found)} image(s) of {person_id}")
+
+
+@people_app.command("remove-face")
+def people_remove_face(
+    person_id: PersonId,
+    face_id: Annotated[
+        str, typer.Argument(help="The face to take out (see `iap people images` or `iap faces`).")
+    ],
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Take a wrongly grouped face out of a person. The face then belongs to nobody, and
+    stays so; a person left without faces is gone."""
+    _call_server(server, token, api_key, lambda client: client.remove_face(person_id, face_id))
+    console.print(f"took face {face_id} out of {person_id}")
+
+
+@people_app.command("thumbnail")
+def people_thumbnail(
+    person_id: PersonId,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The file to write, or a folder to write PERSON_ID.webp in.",
+        ),
+    ] = ".",
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Save a person's face: their cover face's thumbnail (WebP, 160 px square). Prints where
+    it went."""
+
+    def save(client: IapClient) -> Path:
+        try:
+            return client.person_thumbnail(person_id, output)
+        except OSError as exc:
+            raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
+
+    saved = _call_server(server, token, api_key, save)
+    print(saved)
+    console.print(f"saved the face of {person_id} ({saved.stat().st_size} bytes)")
+
+
+@app.command()
+def faces(
+    image_id: Annotated[str, typer.Argument(help="The image whose faces to list.")],
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Who is in an image: each face's id, its person's id, its box (x,y,width,height in
+    pixels of the upright image) and the person's name (tab separated on stdout). A face not
+    grouped yet, or taken out of its person, has no person."""
+    with _client(server, token, api_key) as client:
+        found = _answer_or_fail(lambda: client.image_faces(image_id))
+        status = "succeeded"
+        if not found:  # none, or none yet: say which
+            status = _answer_or_fail(lambda: client.get_image(image_id))["analysis"]["status"]
+    for face in found:
+        person, box = face["person"] or {}, face["box"]
+        where = f"{box['x']},{box['y']},{box['width']},{box['height']}"
+        print(f"{face['id']}\t{person.get('id', '')}\t{where}\t{person.get('name') or ''}")
+    console.print(f"{len(found)} face(s) in {image_id}{_not_done(status)}")
+
+
+def _not_done(status: str) -> str:
+    """Why an image may have faces it does not show yet."""
+    if status == "failed":
+        return ": its analysis failed"
+    return "" if status == "succeeded" else f" yet: its analysis is {status}"
 
 
 @app.command("export")

@@ -4,6 +4,8 @@ with IapClient("http://127.0.0.1:8000") as iap:
     iap.login("alice", "correct horse battery")
     image = iap.upload("harbour.jpg", tags=["sea"])
     print(iap.get_image(image["id"])["analysis"]["status"])
+    for person in iap.iter_people():
+        print(person["name"], person["image_count"])
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 import httpx
 
@@ -212,9 +214,7 @@ class IapClient:
         folder is created. Anything else is the file to write. The file appears complete or
         not at all: it is written beside its target first and renamed when the last byte is in.
         """
-        text = os.fspath(destination)
-        target = Path(text)
-        into_folder = target.is_dir() or text.endswith((os.sep, "/"))
+        target, into_folder = _destination(destination)
         with self._http.stream(
             "GET", f"/image/download/{image_id}", follow_redirects=True
         ) as response:
@@ -234,3 +234,137 @@ class IapClient:
             finally:
                 partial.unlink(missing_ok=True)
         return target
+
+    # people
+    def list_people(
+        self,
+        page: int = 1,
+        limit: int = 50,
+        *,
+        include_hidden: bool = False,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of your people (faces grouped by who they are), those in the most images
+        first, with the ``total``. Hidden people are left out unless ``include_hidden``;
+        ``name`` keeps those whose name holds these words (``ada*`` for a prefix). Raises
+        ``IapError`` 422 ``invalid_query`` for a name with no words."""
+        params: dict[str, Any] = {"skip": page, "limit": limit, "include_hidden": include_hidden}
+        if name is not None:
+            params["name"] = name
+        return dict(self._call("GET", "/people", params=params).json())
+
+    def iter_people(
+        self, limit: int = 200, *, include_hidden: bool = False, name: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every person ``list_people`` would list, page after page."""
+        return self._pages(
+            lambda page: self.list_people(page, limit, include_hidden=include_hidden, name=name)
+        )
+
+    def get_person(self, person_id: str) -> dict[str, Any]:
+        """One of your people. Raises ``IapError`` 404 ``person_not_found`` for an id no
+        person has (any more: a merged person is gone), 403 ``not_person_owner`` for
+        another user's."""
+        return dict(self._call("GET", f"/people/{person_id}").json())
+
+    def update_person(self, person_id: str, **fields: Any) -> dict[str, Any]:
+        """Change ``name`` (``None`` forgets it) and/or ``hidden``; returns the person."""
+        return dict(self._call("PATCH", f"/people/{person_id}", json=fields).json())
+
+    def name_person(self, person_id: str, name: str | None) -> dict[str, Any]:
+        """Give a person a name (their images are then found by it), or forget it with
+        ``None``. Raises ``IapError`` 422 for an empty or over-long name."""
+        return self.update_person(person_id, name=name)
+
+    def hide_person(self, person_id: str) -> dict[str, Any]:
+        """Leave a person out of ``list_people`` (unless it includes hidden ones)."""
+        return self.update_person(person_id, hidden=True)
+
+    def unhide_person(self, person_id: str) -> dict[str, Any]:
+        return self.update_person(person_id, hidden=False)
+
+    def merge_person(self, person_id: str, into: str) -> dict[str, Any]:
+        """Two people who are one: ``person_id``'s faces join ``into``, and ``person_id`` is
+        gone. Returns the person who stays (who takes the merged one's name if it had none).
+        Raises ``IapError`` 422 ``merge_into_itself`` when both are the same person."""
+        return dict(self._call("POST", f"/people/{person_id}/merge", json={"into": into}).json())
+
+    def remove_face(self, person_id: str, face_id: str) -> None:
+        """Take a wrongly grouped face out of a person; it then belongs to nobody, and a
+        person left without faces is gone. Raises ``IapError`` 404 ``face_not_found`` for a
+        face that is not this person's."""
+        self._call("DELETE", f"/people/{person_id}/faces/{face_id}")
+
+    def person_images(self, person_id: str, page: int = 1, limit: int = 20) -> dict[str, Any]:
+        """One page of the images a person is in, newest upload first: each ``image`` with
+        the person's ``faces`` in it, and the ``total``."""
+        params = {"skip": page, "limit": limit}
+        return dict(self._call("GET", f"/people/{person_id}/images", params=params).json())
+
+    def iter_person_images(self, person_id: str, limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Every image a person is in, page after page."""
+        return self._pages(lambda page: self.person_images(person_id, page, limit))
+
+    def image_faces(self, image_id: str) -> list[dict[str, Any]]:
+        """Who is in an image: its faces, each with its ``box``, ``confidence`` and
+        ``person`` (``None`` until grouped, or once taken out). Empty until analysed."""
+        return list(self._call("GET", f"/image/{image_id}/faces").json())
+
+    @overload
+    def person_thumbnail(self, person_id: str) -> bytes: ...
+    @overload
+    def person_thumbnail(self, person_id: str, destination: str | Path) -> Path: ...
+    def person_thumbnail(
+        self, person_id: str, destination: str | Path | None = None
+    ) -> bytes | Path:
+        """The person's face (their cover face's thumbnail: WebP, 160 px square): its bytes,
+        or saved to ``destination`` (a file, or a folder as ``download`` takes one, where it
+        is named ``<person_id>.webp``) and where it went."""
+        data = self._call("GET", f"/people/{person_id}/thumbnail").content
+        return data if destination is None else _save(data, destination, f"{person_id}.webp")
+
+    @overload
+    def face_thumbnail(self, face_id: str) -> bytes: ...
+    @overload
+    def face_thumbnail(self, face_id: str, destination: str | Path) -> Path: ...
+    def face_thumbnail(self, face_id: str, destination: str | Path | None = None) -> bytes | Path:
+        """One face's thumbnail, as ``person_thumbnail`` gives a person's. Raises ``IapError``
+        404 ``face_not_found`` for an unknown face, 403 ``not_face_owner`` for another
+        user's."""
+        data = self._call("GET", f"/faces/{face_id}/thumbnail").content
+        return data if destination is None else _save(data, destination, f"{face_id}.webp")
+
+    def _pages(self, fetch: Callable[[int], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The items of numbered pages 1, 2, ... until ``total`` are seen or a page is empty."""
+        seen, page = 0, 1
+        while True:
+            body = fetch(page)
+            yield from body["data"]
+            seen += len(body["data"])
+            if not body["data"] or seen >= body["total"]:
+                return
+            page += 1
+
+
+def _destination(destination: str | Path) -> tuple[Path, bool]:
+    """The path given, and whether it names a folder: an existing one, or a string ending
+    with a path separator (``"copies/"``)."""
+    text = os.fspath(destination)
+    target = Path(text)
+    return target, target.is_dir() or text.endswith((os.sep, "/"))
+
+
+def _save(data: bytes, destination: str | Path, name_in_folder: str) -> Path:
+    """Write ``data`` to ``destination`` (a file, or a folder to put ``name_in_folder`` in),
+    complete or not at all, and return where it went."""
+    target, into_folder = _destination(destination)
+    if into_folder:
+        target = target / name_in_folder
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        partial.write_bytes(data)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
