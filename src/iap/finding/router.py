@@ -62,8 +62,9 @@ async def search_images(
 ) -> SearchPage:
     """Your images whose filename, tags, description, recognised text (OCR), camera and lens
     names, or the name of a person in them (see `/people`) contain the words, best first,
-    each with the fields that matched and a snippet of each. A query of three or more characters also finds filenames that contain it anywhere
-    (`mg_99` finds `IMG_9912.JPG`). Takes the list filters of `/image/all`."""
+    each with the fields that matched and a snippet of each. A query of three or more
+    characters also finds filenames that contain it anywhere (`mg_99` finds `IMG_9912.JPG`).
+    Takes the list filters of `/image/all`."""
     try:
         query = words.parse(q)
     except words.QueryError as exc:
