@@ -135,6 +135,7 @@ LAZY_IMPORTS_ALLOWED = {
     ("iap.models", "iap.events.models"),
     ("iap.models", "iap.finding.models"),
     ("iap.models", "iap.images.models"),
+    ("iap.models", "iap.people.models"),
     # boto3 (about 24 MB per process) loads only where storage is S3.
     ("iap.storage", "iap.storage.s3"),
 }
@@ -197,6 +198,7 @@ def test_the_web_ui_is_split_by_page_family() -> None:
         "iap.web.duplicates",
         "iap.web.gallery",
         "iap.web.pages",
+        "iap.web.people",
         "iap.web.sessions",
     ]
 

@@ -103,7 +103,17 @@ def test_browsers_get_the_ui_and_api_clients_the_service_info(web: TestClient) -
         assert info.json()["name"] == "iap"
 
 
-@pytest.mark.parametrize("path", ["/gallery", "/account", "/admin", f"/gallery/{uuid.uuid4()}"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/gallery",
+        "/account",
+        "/admin",
+        f"/gallery/{uuid.uuid4()}",
+        "/gallery/people",
+        f"/gallery/people/{uuid.uuid4()}",
+    ],
+)
 def test_pages_send_strangers_to_sign_in_and_back(web: TestClient, path: str) -> None:
     response = web.get(path, follow_redirects=False)
     assert response.status_code == 303
@@ -307,6 +317,16 @@ def test_someone_elses_image_is_not_found_on_every_page(web: TestClient) -> None
     mine = signed_in(web, owner.cookies).get(f"/gallery/{image_id}")
     assert mine.status_code == 200
     assert "photo.jpg" in mine.text
+
+
+def test_an_unknown_person_is_not_found_and_a_new_account_has_none(web: TestClient) -> None:
+    browser = sign_up(web)
+    page = signed_in(web, browser).get(f"/gallery/people/{uuid.uuid4()}")
+    assert page.status_code == 404
+    assert "There is no person here" in page.text
+    people = signed_in(web, browser).get("/gallery/people?hidden=yes&page=-1")
+    assert people.status_code == 200
+    assert "No people to show" in people.text
 
 
 def test_gallery_filters_take_nonsense_calmly(web: TestClient) -> None:

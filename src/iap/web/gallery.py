@@ -1,5 +1,5 @@
 """The gallery (filters, search with snippets, cards, infinite scroll) and the page of one
-image."""
+image (who is in it included)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from iap.images.errors import ImageNotFound, InvalidCursor, NotImageOwner
 from iap.images.inspection import ALLOWED_FORMATS
 from iap.images.pagination import MAX_CURSOR
 from iap.images.schemas import ImageOut
+from iap.people import service as people_service
 from iap.web.pages import Browser, clean_param, page_number, render, render_error, sign_in_redirect
 from iap.web.placeholders import placeholder_uri
 
@@ -136,6 +137,7 @@ FIELD_LABELS = {
     "description": "Description",
     "camera": "Camera",
     "text": "Text in the image",
+    "person": "Person",
 }
 
 
@@ -285,6 +287,7 @@ async def image_page(
     near = await finding.similar(
         session, browser.user, row, limit=SIMILAR_STRIP, max_distance=likeness.DUPLICATE_DISTANCE
     )
+    people = await people_service.image_faces(session, row)
     context = {
         "image": image,
         "status": image.analysis.status.value if image.analysis else "none",
@@ -292,5 +295,8 @@ async def image_page(
         "canvas": canvas,
         "preview": preview,
         "similar": await cards_of(session, [other for other, _ in near or []]),
+        "people": people,
+        # A recorded face keeps its place in the faces result: the overlay's box of it.
+        "people_by_position": {found.face.position: found for found in people},
     }
     return render(request, browser, "image.html", context)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from iap.web import account, admin, duplicates, gallery, sessions
+from iap.web import account, admin, duplicates, gallery, people, sessions
 
 router = APIRouter(include_in_schema=False)
-for family in (sessions, gallery, duplicates, account, admin):
+# people before gallery: /gallery/{image_id} would take /gallery/people for an image's page.
+for family in (sessions, people, gallery, duplicates, account, admin):
     router.include_router(family.router)

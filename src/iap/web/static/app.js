@@ -443,9 +443,149 @@ function initDuplicates() {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// People: naming, hiding and merging people; taking a wrongly grouped face out of a person.
+
+const imagesText = (count) => `${count} image${count === 1 ? "" : "s"}`;
+
+// Every place a page shows a person's name or image count follows the person as changed.
+function showPerson(person) {
+  for (const item of document.querySelectorAll(`[data-name-of="${person.id}"]`)) {
+    item.textContent = person.name || "Unnamed";
+  }
+  for (const item of document.querySelectorAll(`[data-count-of="${person.id}"]`)) {
+    item.textContent = imagesText(person.image_count);
+  }
+  for (const input of document.querySelectorAll(`form.person-name[data-person-id="${person.id}"] input[name="name"]`)) {
+    input.value = person.name || "";
+  }
+  const card = document.querySelector(`.person[data-person-id="${person.id}"]`);
+  if (card) {
+    card.dataset.hidden = String(person.hidden);
+    card.querySelector('[data-role="hidden"]').hidden = !person.hidden;
+    card.querySelector('[data-action="toggle-hidden"]').textContent = person.hidden ? "Unhide" : "Hide";
+  }
+}
+
+function initNaming() {
+  document.addEventListener("submit", async (event) => {
+    const form = event.target.closest("form.person-name");
+    if (!form) return;
+    event.preventDefault();
+    const status = form.querySelector(".form-status");
+    const name = form.querySelector('input[name="name"]').value.trim();
+    status.textContent = "Saving…";
+    try {
+      showPerson(await api("PATCH", `/people/${form.dataset.personId}`, { name: name || null }));
+      status.textContent = "Saved.";
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  });
+}
+
+function initPeople() {
+  initNaming();
+  const total = document.getElementById("total");
+  const dialog = document.getElementById("merge-dialog");
+  let merging = null;
+
+  async function toggleHidden(card) {
+    const hidden = card.dataset.hidden === "true";
+    const person = await api("PATCH", `/people/${card.dataset.personId}`, { hidden: !hidden });
+    showPerson(person);
+    toast(person.hidden ? "Hidden: left out of the list from now on (see “Hidden ones too”)." : "Shown in the list again.");
+  }
+
+  function chooseTarget(card) {
+    const others = dialog.querySelectorAll(`[data-target-of]:not([data-target-of="${card.dataset.personId}"])`);
+    if (!others.length) {
+      toast("There is nobody else on this page to merge with.");
+      return;
+    }
+    merging = card.dataset.personId;
+    const name = card.querySelector(`[data-name-of="${merging}"]`).textContent;
+    dialog.querySelector('[data-role="merge-source"]').textContent = name === "Unnamed" ? "this person" : name;
+    for (const label of dialog.querySelectorAll("[data-target-of]")) {
+      const itself = label.dataset.targetOf === merging;
+      const input = label.querySelector("input");
+      label.hidden = itself;
+      input.disabled = itself;
+      input.checked = false;
+    }
+    dialog.returnValue = "";
+    dialog.showModal();
+  }
+
+  document.querySelector("main").addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-action]");
+    if (!button) return;
+    const card = button.closest(".person");
+    try {
+      if (button.dataset.action === "toggle-hidden") await toggleHidden(card);
+      else if (button.dataset.action === "merge") chooseTarget(card);
+    } catch (err) {
+      toast(err.message, "error");
+    }
+  });
+
+  if (!dialog) return;
+  dialog.addEventListener("close", async () => {
+    const chosen = dialog.querySelector('input[name="into"]:checked');
+    if (dialog.returnValue !== "merge" || !chosen || !merging) return;
+    const source = merging;
+    try {
+      const person = await api("POST", `/people/${source}/merge`, { into: chosen.value });
+      document.querySelector(`.person[data-person-id="${source}"]`)?.remove();
+      dialog.querySelector(`[data-target-of="${source}"]`)?.remove();
+      showPerson(person);
+      total.textContent = String(Number(total.textContent) - 1);
+      toast(`Merged into ${person.name || "the person you chose"}.`);
+    } catch (err) {
+      toast(err.message, "error");
+    }
+  });
+}
+
+function initPerson() {
+  initNaming();
+  const page = document.querySelector(".person-page");
+  const personId = page.dataset.personId;
+  const grid = document.getElementById("images");
+
+  grid.addEventListener("click", async (event) => {
+    const button = event.target.closest('[data-action="not-this-person"]');
+    if (!button) return;
+    const face = button.closest("[data-face-id]");
+    const card = button.closest(".card");
+    button.disabled = true;
+    try {
+      await api("DELETE", `/people/${personId}/faces/${face.dataset.faceId}`);
+    } catch (err) {
+      button.disabled = false;
+      toast(err.message, "error");
+      return;
+    }
+    face.remove();
+    if (!card.querySelector("[data-face-id]")) {
+      card.remove();
+      const left = Number(page.dataset.images) - 1;
+      page.dataset.images = String(left);
+      for (const item of page.querySelectorAll(`[data-count-of="${personId}"]`)) item.textContent = imagesText(left);
+    }
+    toast("Taken out: that face belongs to nobody now, and stays so.");
+    // The page's last image gone: the next ones, or the people if this person is gone too.
+    if (!grid.querySelector(".card")) {
+      window.location.assign(Number(page.dataset.images) > 0 ? location.pathname : "/gallery/people");
+    }
+  });
+}
+
 const PAGES = {
   gallery: initGallery,
   image: initImage,
+  people: initPeople,
+  person: initPerson,
   duplicates: initDuplicates,
   account: initAccount,
   admin: initAdmin,
