@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from tests.analysis.face_photos import photo
 from tests.factories import image_bytes
 from tests.live_server import LiveServer, RemoteAccount, remote_account
 
@@ -105,3 +106,25 @@ def test_events_need_authentication(live_server: LiveServer) -> None:
     response = httpx.get(f"{live_server.url}/events", timeout=10)
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+
+
+def test_grouped_faces_are_announced_with_their_images(live_server: LiveServer) -> None:
+    owner = remote_account(live_server)
+    reader = EventReader(live_server, owner)
+    try:
+        with httpx.Client(base_url=live_server.url, timeout=30) as http:
+            response = http.post(
+                "/image/upload",
+                headers={"Authorization": f"Bearer {owner.access_token}"},
+                files={"file": ("biden.jpg", photo("biden.jpg"), "image/jpeg")},
+            )
+        assert response.status_code == 201, response.text
+        image_id = response.json()["id"]
+        while True:
+            event = reader.events.get(timeout=60)
+            if event["type"] == "people.grouped":
+                break
+    finally:
+        reader.close()
+    assert event["image_ids"] == [image_id]
+    assert (event["faces"], event["new_people"]) == (1, 1)

@@ -30,7 +30,8 @@ HEARTBEAT_SECONDS = 15.0
         200: {
             "content": {"text/event-stream": {}},
             "description": "A stream of `analysis.queued`, `analysis.started`, "
-            "`analysis.succeeded` and `analysis.failed` events, each a JSON object in `data:`.",
+            "`analysis.retrying`, `analysis.succeeded`, `analysis.failed` and "
+            "`people.grouped` events, each a JSON object in `data:`.",
         }
     },
 )

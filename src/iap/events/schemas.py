@@ -14,6 +14,7 @@ EventType = Literal[
     "analysis.retrying",
     "analysis.succeeded",
     "analysis.failed",
+    "people.grouped",
 ]
 
 

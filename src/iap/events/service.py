@@ -23,6 +23,7 @@ EVENT_TYPES = (
     "analysis.retrying",
     "analysis.succeeded",
     "analysis.failed",
+    "people.grouped",
 )
 
 

@@ -144,6 +144,7 @@ async def pending_owners(
 class Clustered:
     faces: int  # faces placed
     people: int  # people started
+    images: tuple[uuid.UUID, ...] = ()  # the images of the faces placed
 
 
 async def cluster_owner(
@@ -206,7 +207,8 @@ async def cluster_owner(
             update(Face).where(Face.id.in_(face_ids)).values(person_id=person_id, clustered=True)
         )
     await session.commit()
-    return Clustered(len(waiting), len(started))
+    images = tuple(dict.fromkeys(image_id for _, image_id, _ in waiting))
+    return Clustered(len(waiting), len(started), images)
 
 
 def _vector(embedding: bytes) -> np.ndarray:

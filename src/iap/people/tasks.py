@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.config import Settings
+from iap.events.bus import make_event
 from iap.people import service
 from iap.queue import Recovery, Runner, Task, TaskContext, TaskLimits
 
@@ -26,14 +27,23 @@ log = logging.getLogger(__name__)
 class FaceClusterer:
     def __init__(self, context: TaskContext, run: Runner) -> None:
         self.sessions = context.sessions
+        self.notifier = context.notifier
         self._on_loop = run
 
     def run(self, user_id: str) -> None:
-        done = self._on_loop(self._cluster(uuid.UUID(user_id)))
+        owner = uuid.UUID(user_id)
+        done = self._on_loop(self._cluster(owner))
         if done.faces:
             log.info(
                 "user %s: %d face(s) placed, %d new person(s)", user_id, done.faces, done.people
             )
+            event = make_event(
+                "people.grouped",
+                faces=done.faces,
+                new_people=done.people,
+                image_ids=[str(image_id) for image_id in done.images],
+            )
+            self._on_loop(self.notifier.notify(owner, event))
 
     async def _cluster(self, user_id: uuid.UUID) -> service.Clustered:
         async with self.sessions() as session:

@@ -63,10 +63,11 @@ function setBadge(badge, status) {
 }
 
 // Live analysis events for the signed-in user (Server-Sent Events; the browser reconnects).
-function onAnalysisEvents(handler) {
+function onAnalysisEvents(handler, others = []) {
   if (!("EventSource" in window)) return;
   const source = new EventSource("/events");
-  for (const type of ["analysis.queued", "analysis.started", "analysis.succeeded", "analysis.failed"]) {
+  const analysis = ["analysis.queued", "analysis.started", "analysis.succeeded", "analysis.failed"];
+  for (const type of [...analysis, ...others]) {
     source.addEventListener(type, (event) => handler(JSON.parse(event.data)));
   }
   window.addEventListener("pagehide", () => source.close());
@@ -261,6 +262,14 @@ function initImage() {
   }
 
   onAnalysisEvents((event) => {
+    if (event.type === "people.grouped") {
+      // The faces of a fresh analysis are grouped a moment after it: show who they are.
+      if ((event.image_ids || []).includes(imageId)) {
+        toast("Faces grouped; showing who is in the image.");
+        setTimeout(() => window.location.reload(), 800);
+      }
+      return;
+    }
     if (event.image_id !== imageId) return;
     const status = event.type.split(".")[1];
     setBadge(badge, status);
@@ -268,7 +277,7 @@ function initImage() {
       toast(status === "succeeded" ? "Analysis finished; showing the results." : "The analysis failed.");
       setTimeout(() => window.location.reload(), 800);
     }
-  });
+  }, ["people.grouped"]);
 
   const form = document.getElementById("edit-form");
   const formStatus = form.querySelector(".form-status");
