@@ -47,6 +47,8 @@ TEST_LIMITS = {
     # the suite builds hundreds of apps: the suite at large runs passes in the worker's threads
     # (as `iap worker` does); tests/analysis/test_pass_processes.py covers the child processes.
     "analysis_processes": 0,
+    # Faces are grouped as soon as their analysis is recorded: the tests wait for it.
+    "face_grouping_delay_ms": 0,
     # The webhook receivers in the tests listen on loopback.
     "webhook_allow_private": True,
     "webhook_min_backoff_ms": 100,

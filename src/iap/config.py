@@ -112,6 +112,19 @@ class Settings(BaseSettings):
         description="A running job whose worker gave no sign of life for this long is taken "
         "over by another worker (workers renew it every third of it).",
     )
+    face_grouping_distance: float = Field(
+        0.5,
+        gt=0,
+        le=2,
+        description="Faces closer than this (Euclidean distance of their embeddings) are "
+        "grouped as one person; the default is measured (iap.people.clustering).",
+    )
+    face_grouping_delay_ms: int = Field(
+        2_000,
+        ge=0,
+        description="Grouping waits this long after an analysis that found faces, so that "
+        "one grouping places the faces of a burst of uploads.",
+    )
     webhook_allow_private: bool = Field(
         False, description="Allow webhooks to loopback/private addresses (off: SSRF guard)."
     )

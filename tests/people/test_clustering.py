@@ -14,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from iap.config import Settings
 from iap.people import service
-from iap.people.clustering import KnownFace, NewFace, NewPerson, cluster
+from iap.people.clustering import SAME_PERSON_DISTANCE, KnownFace, NewFace, NewPerson, cluster
 from iap.people.models import Face, Person
 from iap.services import Services
 from tests.factories import make_account, uploaded, wait_for_analysis
@@ -186,3 +187,7 @@ def test_a_run_that_dies_before_committing_changes_nothing(
     # Nothing waits any more: another run does nothing.
     assert run(client, user_id) == service.Clustered(0, 0)
     assert state(client, user_id) == placed
+
+
+def test_the_configured_distance_is_the_measured_one() -> None:
+    assert Settings(_env_file=None).face_grouping_distance == SAME_PERSON_DISTANCE

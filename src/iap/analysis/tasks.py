@@ -126,7 +126,10 @@ class AnalysisHandler:
         )
         if any(o.analyser == "faces" and (o.result or {}).get("count") for o in outcomes):
             # New faces may wait for a person now (clustering finds out, cheaply if not).
-            self._on_loop(self.context.queue.enqueue(CLUSTER_FACES, [ticket.user_id]))
+            grouping_delay = self.context.settings.face_grouping_delay_ms or None
+            self._on_loop(
+                self.context.queue.enqueue(CLUSTER_FACES, [ticket.user_id], delay_ms=grouping_delay)
+            )
         if end is service.RunEnd.REQUEUED:
             self._requeue(ticket.job_id, ticket.image_id, ticket.user_id)
 

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 class FaceClusterer:
     def __init__(self, context: TaskContext, run: Runner) -> None:
+        self.settings = context.settings
         self.sessions = context.sessions
         self.notifier = context.notifier
         self._on_loop = run
@@ -47,7 +48,9 @@ class FaceClusterer:
 
     async def _cluster(self, user_id: uuid.UUID) -> service.Clustered:
         async with self.sessions() as session:
-            return await service.cluster_owner(session, user_id)
+            return await service.cluster_owner(
+                session, user_id, self.settings.face_grouping_distance
+            )
 
     def failed(self, user_id: str, error: str, final: bool) -> None:
         # The faces stay waiting: the next message for the owner, or the reconciler, places
