@@ -10,7 +10,7 @@ people, which is what makes re-clustering idempotent.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,29 @@ class KnownFace:
 
 
 @dataclass(frozen=True)
+class KnownFaces:
+    """Placed faces as arrays: ``embeddings`` row n is a face of ``people[n]``; ``in_images``
+    holds, for the images of the new faces at least, the people already in them (what a
+    database read gives, without an object per face)."""
+
+    people: Sequence[Hashable]
+    embeddings: np.ndarray
+    in_images: Mapping[Hashable, set[Hashable]]
+
+    @classmethod
+    def of(cls, faces: Sequence[KnownFace]) -> KnownFaces:
+        vectors = [np.asarray(face.embedding, dtype=np.float32) for face in faces]
+        in_images: dict[Hashable, set[Hashable]] = {}
+        for face in faces:
+            in_images.setdefault(face.image, set()).add(face.person)
+        return cls(
+            [face.person for face in faces],
+            np.stack(vectors) if vectors else np.empty((0, 0), dtype=np.float32),
+            in_images,
+        )
+
+
+@dataclass(frozen=True)
 class NewFace:
     image: Hashable
     embedding: np.ndarray
@@ -41,36 +64,57 @@ class NewPerson:
 
 
 def cluster(
-    known: Sequence[KnownFace],
+    known: KnownFaces | Sequence[KnownFace],
     new: Sequence[NewFace],
     threshold: float = SAME_PERSON_DISTANCE,
 ) -> list[Hashable]:
-    """The person of each face of ``new``: a ``person`` of ``known``, or a ``NewPerson``."""
-    vectors = [np.asarray(face.embedding, dtype=np.float32) for face in known]
-    people: list[Hashable] = [face.person for face in known]
-    images: list[Hashable] = [face.image for face in known]
-    matrix = np.stack(vectors) if vectors else np.empty((0, 0), dtype=np.float32)
+    """The person of each face of ``new``: a person of ``known``, or a ``NewPerson``.
+
+    Costs one matrix-vector product over the known faces per new face (squared distances as
+    |a|² - 2a·b + |b|², the known faces' norms computed once)."""
+    if not isinstance(known, KnownFaces):
+        known = KnownFaces.of(known)
+    matrix = np.asarray(known.embeddings, dtype=np.float32)
+    norms = np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64) if len(matrix) else None
+    people: list[Hashable] = list(known.people)
+    in_image = {image: set(them) for image, them in known.in_images.items()}
+    placed_vectors: list[np.ndarray] = []
     placed: list[Hashable] = []
     started = 0
+    limit = threshold * threshold
     for face in new:
         vector = np.asarray(face.embedding, dtype=np.float32)
+        squared = np.empty(0)
+        if norms is not None:
+            squared = norms - 2 * (matrix @ vector).astype(np.float64) + float(vector @ vector)
+        if placed_vectors:
+            apart = np.stack(placed_vectors) - vector
+            squared = np.concatenate(
+                [squared, np.einsum("ij,ij->i", apart, apart, dtype=np.float64)]
+            )
+        # The expansion rounds: the faces it finds near are measured again exactly, so that
+        # the threshold and ties (the earliest face first) are decided on true distances.
+        near = np.flatnonzero(squared <= limit + 1e-4)
+        exact = np.array(
+            [
+                np.linalg.norm(
+                    (matrix[n] if n < len(matrix) else placed_vectors[n - len(matrix)]) - vector
+                )
+                for n in near
+            ]
+        )
+        near, exact = near[exact <= threshold], exact[exact <= threshold]
+        taken = in_image.get(face.image, set())
         person: Hashable | None = None
-        if people:
-            distances = np.linalg.norm(matrix - vector, axis=1)
-            in_this_image = {
-                p for p, image in zip(people, images, strict=True) if image == face.image
-            }
-            for n in np.argsort(distances, kind="stable"):
-                if distances[n] > threshold:
-                    break
-                if people[n] not in in_this_image:
-                    person = people[n]
-                    break
+        for n in near[np.argsort(exact, kind="stable")]:
+            if people[n] not in taken:
+                person = people[n]
+                break
         if person is None:
             person = NewPerson(started)
             started += 1
         placed.append(person)
         people.append(person)
-        images.append(face.image)
-        matrix = vector[None, :] if matrix.size == 0 else np.vstack([matrix, vector])
+        placed_vectors.append(vector)
+        in_image.setdefault(face.image, set()).add(person)
     return placed

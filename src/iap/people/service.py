@@ -15,7 +15,18 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, exists, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iap.analysis.analysers.faces import EMBEDDING_SIZE, decode_embedding
@@ -23,7 +34,7 @@ from iap.auth.models import User
 from iap.db import utcnow
 from iap.finding import words
 from iap.images.models import Image
-from iap.people.clustering import SAME_PERSON_DISTANCE, KnownFace, NewFace, NewPerson, cluster
+from iap.people.clustering import SAME_PERSON_DISTANCE, KnownFaces, NewFace, NewPerson, cluster
 from iap.people.errors import (
     FaceNotFound,
     MergeIntoItself,
@@ -166,17 +177,34 @@ async def cluster_owner(
     if not waiting:
         await session.rollback()
         return Clustered(0, 0)
-    known = [
-        KnownFace(person_id, image_id, _vector(embedding))
-        for person_id, image_id, embedding in await session.execute(
-            select(Face.person_id, Face.image_id, Face.embedding).where(
+    # Every placed face's person and embedding: the person's id as the driver gives it (a
+    # hex string on SQLite), not made into a UUID a row, which took longer than the rest.
+    raw_person = type_coerce(Face.person_id, Text)
+    rows = (
+        await session.execute(
+            select(raw_person, Face.embedding).where(
                 Face.user_id == user_id, Face.person_id.is_not(None)
             )
         )
-    ]
+    ).all()
+    in_images: dict[Hashable, set[Hashable]] = {}
+    waiting_images = list({image_id for _, image_id, _ in waiting})
+    for start in range(0, len(waiting_images), 500):
+        for someone, image_id in await session.execute(
+            select(raw_person, Face.image_id).where(
+                Face.image_id.in_(waiting_images[start : start + 500]),
+                Face.person_id.is_not(None),
+            )
+        ):
+            in_images.setdefault(image_id, set()).add(someone)
+    known = KnownFaces(
+        [someone for someone, _ in rows],
+        _matrix([embedding for _, embedding in rows]),
+        in_images,
+    )
     placed = cluster(
         known,
-        [NewFace(image_id, _vector(embedding)) for _, image_id, embedding in waiting],
+        [NewFace(image_id, _matrix([embedding])[0]) for _, image_id, embedding in waiting],
         threshold,
     )
     started: dict[NewPerson, uuid.UUID] = {}
@@ -198,9 +226,9 @@ async def cluster_owner(
                 for person_id in started.values()
             ],
         )
-    by_person: dict[Hashable, list[uuid.UUID]] = {}
+    by_person: dict[uuid.UUID, list[uuid.UUID]] = {}
     for (face_id, _, _), person in zip(waiting, placed, strict=True):
-        key = started[person] if isinstance(person, NewPerson) else person
+        key = started[person] if isinstance(person, NewPerson) else _uuid(person)
         by_person.setdefault(key, []).append(face_id)
     for person_id, face_ids in by_person.items():
         await session.execute(
@@ -211,11 +239,18 @@ async def cluster_owner(
     return Clustered(len(waiting), len(started), images)
 
 
-def _vector(embedding: bytes) -> np.ndarray:
-    vector = np.frombuffer(embedding, dtype="<f4")
-    if vector.shape != (EMBEDDING_SIZE,):
-        raise ValueError(f"a stored embedding has {vector.size} numbers")
-    return vector
+def _uuid(value: Hashable) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _matrix(embeddings: list[bytes]) -> np.ndarray:
+    """Stored embeddings as the rows of one array."""
+    if not embeddings:
+        return np.empty((0, EMBEDDING_SIZE), dtype=np.float32)
+    if any(len(embedding) != EMBEDDING_SIZE * 4 for embedding in embeddings):
+        raise ValueError(f"a stored embedding is not {EMBEDDING_SIZE} float32 numbers")
+    joined = np.frombuffer(b"".join(embeddings), dtype="<f4")
+    return joined.reshape(len(embeddings), EMBEDDING_SIZE).astype(np.float32)
 
 
 # Reading -------------------------------------------------------------------------------------
