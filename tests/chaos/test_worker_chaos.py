@@ -2,7 +2,9 @@
 ``iap worker`` processes are SIGKILLed at random moments and started again, the RabbitMQ node
 is killed and restarted once, Redis once. When everything has settled, no upload is lost:
 every one is analysed (``succeeded``) once, with exactly one result per analyser, one job row,
-its original intact, and no blob in the storage that no image owns.
+its original intact, and no blob in the storage that no image owns. Every fourth upload is a
+real photo of one of two people: once settled, each of their faces is in a person, and there
+are exactly two people, each of one man's photos only (no duplicate person, no lost face).
 
 ``make test`` runs a small count (``IAP_CHAOS_UPLOADS``/``IAP_CHAOS_KILLS``, default 24/12); the
 full count on demand::
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import random
 import re
@@ -32,9 +35,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+from PIL import Image
 
 from iap.analysis.analysers import ANALYSERS
 from iap.config import Settings
+from tests.analysis.face_photos import photo
 from tests.chaos.client import Api, busy_jpeg
 from tests.chaos.conftest import Processes, Report, chaos_settings
 from tests.chaos.harness import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
@@ -151,6 +156,28 @@ def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
     return asyncio.run(run())
 
 
+# Every FACE_EVERY-th upload is one of these photos (and which man it shows), shrunk.
+FACE_EVERY = 4
+FACE_PHOTOS = (("obama.jpg", "obama"), ("biden.jpg", "biden"), ("obama2.jpg", "obama"))
+
+
+def face_jpeg(n: int) -> tuple[bytes, str]:
+    name, man = FACE_PHOTOS[n % len(FACE_PHOTOS)]
+    image = Image.open(io.BytesIO(photo(name))).convert("RGB")
+    image.thumbnail((640, 640))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80 + n % 10)  # distinct bytes each time
+    return out.getvalue(), man
+
+
+def wait_until_grouped(url: str, timeout: float) -> None:
+    """Until no face waits for clustering (clustering follows the analyses)."""
+    deadline = time.monotonic() + timeout
+    while query(url, "SELECT id FROM faces WHERE NOT clustered"):
+        assert time.monotonic() < deadline, f"faces still waiting after {timeout:.0f}s"
+        time.sleep(1)
+
+
 def wait_until_settled(url: str, expected: int, timeout: float) -> dict[str, int]:
     """Job statuses, once every job of the stream has finished (succeeded or failed)."""
     deadline = time.monotonic() + timeout
@@ -218,6 +245,7 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
 
     gap = KILLS * KILL_GAP_SECONDS / max(UPLOADS, 1)  # the stream lasts as long as the kills
     uploaded: dict[str, str] = {}  # image id -> sha256 of what was sent
+    men: dict[str, str] = {}  # image id -> who its photo shows
     stream = random.Random(SEED + 1)  # the images and their pace; the chaos has its own
     chaos.start_killing()
     try:
@@ -226,9 +254,15 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
                 chaos.restart_rabbitmq()
             if n == 2 * UPLOADS // 3:
                 chaos.restart_redis()
-            data = busy_jpeg(stream)
+            man = None
+            if n % FACE_EVERY == 0:
+                data, man = face_jpeg(n // FACE_EVERY)
+            else:
+                data = busy_jpeg(stream)
             image = api.uploaded(data, f"chaos-{n}.jpg")
             uploaded[image["id"]] = hashlib.sha256(data).hexdigest()
+            if man is not None:
+                men[image["id"]] = man
             time.sleep(stream.uniform(0, 2 * gap))
         stream_seconds = time.monotonic() - began
         chaos.join(timeout=KILLS * KILL_GAP_SECONDS * 2 + 300)
@@ -237,6 +271,7 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
     assert pool.kills == KILLS
 
     statuses = wait_until_settled(private_postgres.url, UPLOADS, timeout=300 + 2 * UPLOADS)
+    wait_until_grouped(private_postgres.url, timeout=120)
     settled_seconds = time.monotonic() - began
     pool.stop()  # nothing moves any more
 
@@ -274,6 +309,15 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
         for row in query(private_postgres.url, "SELECT image_id FROM analysis_results")
     )
 
+    # People: one face per photo of a man, each in a person; one person per man.
+    faces = query(private_postgres.url, "SELECT image_id, person_id FROM faces")
+    faces_by_image = Counter(str(row["image_id"]) for row in faces)
+    person_men: dict[str, set[str]] = {}
+    for row in faces:
+        if row["person_id"] is not None:
+            person_men.setdefault(str(row["person_id"]), set()).add(men[str(row["image_id"])])
+    people_rows = query(private_postgres.url, "SELECT id FROM people")
+
     # In the storage: every original intact; after `iap gc`, no file that no image owns.
     blobs = tmp_path / "blobs"
     damaged = {
@@ -300,6 +344,7 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
         f"interrupted jobs={sum(1 for a in attempts if a > 1)}, max attempts={max(attempts)}; "
         f"duplicate messages dropped={dropped}, jobs completed twice={ran_twice}; "
         f"orphan files before gc={len(orphans_before_gc)}, after={len(orphans_after_gc)}; "
+        f"face photos={len(men)}, people={len(people_rows)}; "
         f"stream {stream_seconds:.0f}s, settled after {settled_seconds:.0f}s)"
     )
     assert not not_succeeded, f"uploads not succeeded: {not_succeeded}"
@@ -318,3 +363,10 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
     assert not twice, f"jobs that ran to completion twice: {twice}"
     assert private_rabbitmq.restarts == 1
     assert private_redis.restarts == 1
+    assert dict(faces_by_image) == dict.fromkeys(men, 1), "faces lost or found twice"
+    assert all(row["person_id"] is not None for row in faces), "faces left out of people"
+    # Each person is one man's, and each man is one person.
+    assert sorted(map(sorted, person_men.values())) == sorted([m] for m in set(men.values())), (
+        f"the men in each person: {person_men}"
+    )
+    assert len(people_rows) == len(set(men.values())), f"people made: {len(people_rows)}"
