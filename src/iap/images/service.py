@@ -28,7 +28,7 @@ from iap.images.inspection import ImageFacts
 from iap.images.models import Image, ImageTag
 from iap.images.schemas import ImageOut, SortKey
 from iap.people.models import Face, Person
-from iap.people.service import prune_people
+from iap.people.service import lock_people, prune_people
 from iap.storage import BlobStorage, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -294,6 +294,7 @@ async def delete_image(
     # PostgreSQL: a parallel delete holding the row makes this wait, then find it gone.
     if not await lock_images(session, Image.id == image.id):
         raise ImageNotFound()
+    await lock_people(session, user.id)  # no grouping places its faces meanwhile
     in_image = list(
         await session.scalars(
             select(Face.person_id).where(Face.image_id == image.id, Face.person_id.is_not(None))

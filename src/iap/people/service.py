@@ -72,6 +72,7 @@ async def record_faces(
     """Replace the image's faces by those of a faces result (version 2: with embeddings), in
     the caller's transaction. A face found again where one was keeps its id, its person and
     whether it was clustered; the others wait for clustering. Returns whether any face does."""
+    await lock_people(session, user_id)
     old = list(await session.scalars(select(Face).where(Face.image_id == image_id)))
     boxes = {face.id: (face.x, face.y, face.width, face.height) for face in old}
     rows: list[dict[str, Any]] = []
@@ -125,11 +126,14 @@ async def prune_people(session: AsyncSession, among: ColumnElement[bool]) -> int
 # Clustering ----------------------------------------------------------------------------------
 
 
-async def _lock_owner(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """One clustering of an owner's faces at a time. PostgreSQL: an advisory lock on the
-    owner, held to the end of the transaction. SQLite: a write first, which takes the
-    database's single write lock at once (a deferred transaction would only take it at its
-    first write, after reading faces that another clustering is about to place)."""
+async def lock_people(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Take the owner's people for the rest of the transaction: what changes an owner's faces
+    or people (grouping, recording an image's faces, deleting an image, a merge, taking a
+    face out) does so one at a time, or grouping could place a face that is being deleted
+    into a person it just made. PostgreSQL: an advisory lock on the owner, held to the end of
+    the transaction. SQLite: a write first, which takes the database's single write lock at
+    once (a deferred transaction would take it only at its first write, after reading what
+    another writer is about to change)."""
     if _is_postgres(session):
         key = int.from_bytes(user_id.bytes[:8], "big", signed=True)
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=key))
@@ -166,7 +170,7 @@ async def cluster_owner(
     the order they were recorded, so a run killed before it commits changes nothing and the
     next run places the same faces the same way; a run that finds nothing waiting does
     nothing (idempotent)."""
-    await _lock_owner(session, user_id)
+    await lock_people(session, user_id)
     waiting = list(
         await session.execute(
             select(Face.id, Face.image_id, Face.embedding)
@@ -455,6 +459,7 @@ async def merge_people(
     if into_id == person.id:
         raise MergeIntoItself()
     into = await get_owned_person(session, user, into_id)
+    await lock_people(session, user.id)
     await session.execute(
         update(Face).where(Face.person_id == person.id).values(person_id=into.id, clustered=True)
     )
@@ -472,6 +477,7 @@ async def remove_face(
 ) -> bool:
     """Take a face out of a person: it belongs to nobody from then on, and clustering leaves
     it so. Returns whether the person is gone (that was its last face)."""
+    await lock_people(session, user.id)
     face = await get_owned_face(session, user, face_id)
     if face.person_id != person.id:
         raise FaceNotFound("This person has no such face.")
