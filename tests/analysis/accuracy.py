@@ -14,27 +14,45 @@ distance / expected length, whitespace collapsed, with and without case, clipped
 the share of expected words found anywhere in the text (order-free).
 
 Face cases: the LFW subset's 100 face crops (25x25 greyscale) enlarged to 60-300 px and laid
-out over photos without faces, the astronaut's portrait, and pictures without faces (the
-subset's 100 non-face crops; grass, gravel and brick textures). Scored by recall (true faces
-matched by a detection: IoU ≥ 0.3 or the detection's centre inside the true box, one
-detection per face) and false positives (every detection left unmatched, a second box on an
-already matched face included).
+out over photos without faces, the astronaut's portrait (cut to 4:3, and whole: its mission
+patch is the kind of pattern a detector takes for a face), real photos of people
+(``face_photos``: fetched once from a pinned archive, as they were taken, faces boxed by eye),
+and pictures without faces (the subset's 100 non-face crops; grass, gravel and brick
+textures). Scored by recall (true faces matched by a detection: IoU ≥ 0.3 or the detection's
+centre inside the true box, one detection per face) and false positives (every detection left
+unmatched, a second box on an already matched face included).
+
+Identity set, for grouping faces into people: one face a picture, each labelled with who it
+is. The real photos (Barack Obama in three photos and two crops of the first, Joe Biden) and
+the astronaut (Eileen Collins), each as taken and in variants (other sizes, mirrored, a low
+JPEG quality, lighter or darker, turned, placed small in a 12 MP scene), all labelled with the
+photo's person; and the LFW subset's faces, one a picture, each taken as a different person
+(the subset does not say who they are, and LFW has many photos of a few people: by eye, crops
+0, 36 and 90 seem to be one man, and 3 and 97 another).
+Scored by the distances between embeddings of the same and of different people, and by what
+the clustering (``iap.people.clustering``) makes of the whole set: people made, faces in a
+person that are not its majority identity, identities split over several people.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import itertools
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 from skimage import data as skimage_data
 
 from iap.analysis.analysers.base import Analyser
+from iap.analysis.analysers.faces import decode_embedding
 from iap.analysis.pipeline import run_pass
+from iap.people.clustering import NewFace, cluster
+from tests.analysis import face_photos
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 
@@ -73,6 +91,22 @@ TEXTURES = ("grass", "gravel", "brick")
 ASTRONAUT_FACE: Box = (172, 70, 282, 180)
 # The part of the portrait used (x0, y0, x1, y1): 4:3, face and shoulders.
 ASTRONAUT_CROP = (0, 0, 512, 384)
+# The whole portrait, mission patch included: as shipped and enlarged.
+PORTRAIT_SIZES = {"0.26 MP": (512, 512), "9 MP": (3000, 3000)}
+# A real photo keeps its own size.
+AS_TAKEN = "as taken"
+# The faces in the real photos (face_photos), ear to ear and hairline to chin, by eye, in
+# pixels of the photo as fetched. The partial faces are obama.jpg cut at x = 419 (the left
+# ear and cheek gone) and at x = 551 (the right ones gone).
+PHOTO_FACES: dict[str, Box] = {
+    "obama.jpg": (345, 95, 640, 415),
+    "obama2.jpg": (200, 240, 540, 620),
+    "obama3.jpg": (590, 260, 920, 600),
+    "obama_partial_face.jpg": (0, 95, 221, 415),
+    "obama_partial_face2.jpg": (345, 95, 551, 415),
+    "biden.jpg": (395, 175, 710, 560),
+}
+PARTIAL_FACES = ("obama_partial_face.jpg", "obama_partial_face2.jpg")
 MIN_IOU = 0.3
 
 
@@ -127,9 +161,9 @@ def texture(name: str, size: tuple[int, int]) -> Image.Image:
     return _grain(Image.fromarray(np.ascontiguousarray(covered), "RGB"), seed=len(name))
 
 
-def jpeg(image: Image.Image) -> bytes:
+def jpeg(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=JPEG_QUALITY)
+    image.save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 
@@ -331,18 +365,37 @@ def _lfw() -> np.ndarray:
     return np.clip(crops * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _portrait(side: int) -> Image.Image:
+    """The astronaut's whole 512x512 portrait, enlarged (with grain) to ``side`` if larger."""
+    source = Image.fromarray(_sample("astronaut"), "RGB")
+    if side == source.width:
+        return source
+    return _grain(source.resize((side, side), Image.Resampling.BICUBIC), seed=side)
+
+
 @dataclass(frozen=True)
 class FaceCase:
     name: str
     group: str
-    size: str  # a key of SIZES
-    background: str  # a sample photo, a texture, or "astronaut"
+    # A key of SIZES; of PORTRAIT_SIZES for "astronaut portrait"; AS_TAKEN for a real photo.
+    size: str
+    # A sample photo, a texture, "astronaut" (its 4:3 cut), "astronaut portrait" (all of it),
+    # or a real photo (a key of face_photos.PHOTOS).
+    background: str
     crops: tuple[int, ...] = ()  # LFW indices laid out over the background, in grid order
     crop_sides: tuple[int, int] = (0, 0)  # smallest and largest side of a placed crop, pixels
     seed: int = 0
 
     @functools.cached_property
     def _drawn(self) -> tuple[bytes, tuple[Box, ...]]:
+        if self.background in face_photos.PHOTOS:
+            # As uploaded: the photo's own bytes, not re-encoded.
+            return face_photos.photo(self.background), (PHOTO_FACES[self.background],)
+        if self.background == "astronaut portrait":
+            side, _ = PORTRAIT_SIZES[self.size]
+            f = side / 512
+            fx0, fy0, fx1, fy1 = ASTRONAUT_FACE
+            return jpeg(_portrait(side)), ((fx0 * f, fy0 * f, fx1 * f, fy1 * f),)
         width, height = SIZES[self.size]
         if self.background == "astronaut":
             image = photo("astronaut", SIZES[self.size])
@@ -388,8 +441,8 @@ class FaceCase:
 
 def face_cases() -> list[FaceCase]:
     """The faces set: for each size band, all 100 LFW faces over two pictures (50 each); the
-    astronaut at both sizes; the 100 non-face crops in two pictures; three textures at both
-    sizes."""
+    astronaut at both sizes, cut to 4:3 and whole; the real photos as taken; the 100 non-face
+    crops in two pictures; three textures at both sizes."""
     bands = [
         ("12 MP", (100, 140), "coffee"),
         ("12 MP", (150, 220), "coffee"),
@@ -425,6 +478,24 @@ def face_cases() -> list[FaceCase]:
     ]
     cases += [
         FaceCase(
+            name=f"astronaut-portrait-{size[:-3]}mp",
+            group=f"{size} astronaut portrait, mission patch",
+            size=size,
+            background="astronaut portrait",
+        )
+        for size in PORTRAIT_SIZES
+    ]
+    cases += [
+        FaceCase(
+            name=name.removesuffix(".jpg").replace("_", "-"),
+            group="real photos" + (", face cut by the edge" if name in PARTIAL_FACES else ""),
+            size=AS_TAKEN,
+            background=name,
+        )
+        for name in face_photos.PHOTOS
+    ]
+    cases += [
+        FaceCase(
             name="non-faces-12mp",
             group="12 MP LFW non-faces 150-220 px on coffee",
             size="12 MP",
@@ -449,6 +520,179 @@ def face_cases() -> list[FaceCase]:
         )
         for size in SIZES
         for name in TEXTURES
+    ]
+    return cases
+
+
+# Identity cases ----------------------------------------------------------------------------
+
+# Who is in each real photo; the partial faces are crops of obama.jpg, so they count as that
+# photo when pairs of one photo are told apart from pairs of two photos of one person.
+PEOPLE = {
+    "obama.jpg": "Barack Obama",
+    "obama2.jpg": "Barack Obama",
+    "obama3.jpg": "Barack Obama",
+    "obama_partial_face.jpg": "Barack Obama",
+    "obama_partial_face2.jpg": "Barack Obama",
+    "biden.jpg": "Joe Biden",
+}
+SAME_PHOTO = {"obama_partial_face.jpg": "obama.jpg", "obama_partial_face2.jpg": "obama.jpg"}
+ASTRONAUT_PERSON = "Eileen Collins"
+ASTRONAUT_PHOTO = "astronaut"
+LFW_PERSON = "LFW face {index}"
+# An LFW crop, enlarged to this side, on a part of a sample photo of LFW_PICTURE.
+LFW_SIDE = 160
+LFW_PICTURE = (480, 360)
+LOW_QUALITY = 15
+TURN_DEGREES = 8.0
+# In the 12 MP scene the face is this wide (about 77 px of the detector's 1024 px copy).
+SCENE_FACE_WIDTH = 300
+SCENE_BACKGROUNDS = ("coffee", "rocket")
+VARIANTS = (
+    AS_TAKEN,
+    "half size",
+    "2048 px long",
+    "mirrored",
+    f"JPEG quality {LOW_QUALITY}",
+    "darker, more contrast",
+    "lighter, less contrast",
+    f"turned {TURN_DEGREES:g}°",
+    "small in a 12 MP scene",
+)
+
+
+def _scaled(image: Image.Image, box: Box, factor: float) -> tuple[Image.Image, Box]:
+    size = (round(image.width * factor), round(image.height * factor))
+    resized = image.resize(size, Image.Resampling.BICUBIC)
+    fx, fy = size[0] / image.width, size[1] / image.height
+    return resized, (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy)
+
+
+def _in_scene(image: Image.Image, box: Box, seed: int) -> tuple[Image.Image, Box]:
+    """``image`` shrunk (or enlarged) until its face is SCENE_FACE_WIDTH wide, pasted at a
+    random place into a 12 MP sample photo."""
+    rng = np.random.default_rng(seed)
+    background = SCENE_BACKGROUNDS[int(rng.integers(len(SCENE_BACKGROUNDS)))]
+    scene = photo(background, SIZES["12 MP"]).copy()
+    factor = SCENE_FACE_WIDTH / (box[2] - box[0])
+    factor = min(factor, 0.9 * scene.width / image.width, 0.9 * scene.height / image.height)
+    small, (x0, y0, x1, y1) = _scaled(image, box, factor)
+    left = int(rng.integers(0, scene.width - small.width + 1))
+    top = int(rng.integers(0, scene.height - small.height + 1))
+    scene.paste(small, (left, top))
+    return scene, (x0 + left, y0 + top, x1 + left, y1 + top)
+
+
+def _variant(image: Image.Image, box: Box, variant: str, seed: int) -> tuple[Image.Image, Box]:
+    """``image`` (whose face is ``box``) changed as ``variant`` says; the face's new box."""
+    x0, y0, x1, y1 = box
+    if variant == "half size":
+        return _scaled(image, box, 0.5)
+    if variant == "2048 px long":
+        return _scaled(image, box, 2048 / max(image.size))
+    if variant == "mirrored":
+        return ImageOps.mirror(image), (image.width - x1, y0, image.width - x0, y1)
+    if variant == "darker, more contrast":
+        darker = ImageEnhance.Brightness(image).enhance(0.6)
+        return ImageEnhance.Contrast(darker).enhance(1.4), box
+    if variant == "lighter, less contrast":
+        lighter = ImageEnhance.Brightness(image).enhance(1.35)
+        return ImageEnhance.Contrast(lighter).enhance(0.7), box
+    if variant == f"turned {TURN_DEGREES:g}°":
+        # About the face's centre, so that the face stays in its box (turned within it).
+        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+        turned = image.rotate(
+            TURN_DEGREES, Image.Resampling.BICUBIC, center=centre, fillcolor=(128, 128, 128)
+        )
+        return turned, box
+    if variant == "small in a 12 MP scene":
+        return _in_scene(image, box, seed)
+    # AS_TAKEN, and the low JPEG quality, which only changes the encoding.
+    return image, box
+
+
+def _lfw_picture(index: int, seed: int) -> tuple[Image.Image, Box]:
+    """LFW face ``index`` enlarged to LFW_SIDE on a random part of a sample photo."""
+    rng = np.random.default_rng(seed)
+    background = photo("coffee", SIZES["2 MP"])
+    width, height = LFW_PICTURE
+    left = int(rng.integers(0, background.width - width + 1))
+    top = int(rng.integers(0, background.height - height + 1))
+    picture = background.crop((left, top, left + width, top + height))
+    tile = Image.fromarray(_lfw()[index], "L").resize(
+        (LFW_SIDE, LFW_SIDE), Image.Resampling.BICUBIC
+    )
+    x = int(rng.integers(0, width - LFW_SIDE + 1))
+    y = int(rng.integers(0, height - LFW_SIDE + 1))
+    picture.paste(tile.convert("RGB"), (x, y))
+    return picture, (x, y, x + LFW_SIDE, y + LFW_SIDE)
+
+
+@dataclass(frozen=True)
+class IdentityCase:
+    """One picture with one labelled face."""
+
+    name: str
+    identity: str
+    # A key of face_photos.PHOTOS, ASTRONAUT_PHOTO, or "lfw-<index>".
+    source: str
+    variant: str  # one of VARIANTS
+    seed: int
+
+    @property
+    def original(self) -> str:
+        """The photo the picture was made from: variants (and crops) of one photo share it."""
+        return SAME_PHOTO.get(self.source, self.source)
+
+    @functools.cached_property
+    def _drawn(self) -> tuple[bytes, Box]:
+        if self.source.startswith("lfw-"):
+            picture, box = _lfw_picture(int(self.source.removeprefix("lfw-")), self.seed)
+            return jpeg(picture), box
+        if self.source == ASTRONAUT_PHOTO:
+            image, face = _portrait(512), ASTRONAUT_FACE
+        else:
+            data = face_photos.photo(self.source)
+            if self.variant == AS_TAKEN:
+                return data, PHOTO_FACES[self.source]
+            with Image.open(io.BytesIO(data)) as opened:
+                image, face = opened.convert("RGB"), PHOTO_FACES[self.source]
+        changed, box = _variant(image, face, self.variant, self.seed)
+        quality = LOW_QUALITY if self.variant == f"JPEG quality {LOW_QUALITY}" else JPEG_QUALITY
+        return jpeg(changed, quality), box
+
+    def jpeg(self) -> bytes:
+        return self._drawn[0]
+
+    @property
+    def face(self) -> Box:
+        """The labelled face's box, in pixels of the picture."""
+        return self._drawn[1]
+
+
+def identity_cases() -> list[IdentityCase]:
+    """The identity set: every real photo and the astronaut in every variant, then the LFW
+    subset's faces, one a picture."""
+    cases = [
+        IdentityCase(
+            name=f"{source.removesuffix('.jpg')} {variant}",
+            identity=PEOPLE.get(source, ASTRONAUT_PERSON),
+            source=source,
+            variant=variant,
+            seed=4000 + 100 * n + v,
+        )
+        for n, source in enumerate([*face_photos.PHOTOS, ASTRONAUT_PHOTO])
+        for v, variant in enumerate(VARIANTS)
+    ]
+    cases += [
+        IdentityCase(
+            name=f"lfw-{index:02d}",
+            identity=LFW_PERSON.format(index=index),
+            source=f"lfw-{index}",
+            variant=AS_TAKEN,
+            seed=5000 + index,
+        )
+        for index in LFW_FACES
     ]
     return cases
 
@@ -558,6 +802,118 @@ def score_faces(case: FaceCase, analyser: Analyser) -> FaceScore:
     boxes: list[Box] = [(f["x"], f["y"], f["x"] + f["width"], f["y"] + f["height"]) for f in raw]
     matched, false_positives = match_faces(case.faces, boxes)
     return FaceScore(case, len(boxes), matched, false_positives, timed)
+
+
+@dataclass(frozen=True)
+class Embedded:
+    case: IdentityCase
+    # The embedding of the detection on the labelled face; None when none was found there.
+    vector: np.ndarray | None
+    timed: Timed
+
+
+def embed_identity(case: IdentityCase, analyser: Analyser) -> Embedded:
+    """The pass on ``case`` and the embedding of the detection that best matches its face
+    (other detections in the picture are left out)."""
+    timed = analyse(case.jpeg(), analyser)
+    raw = timed.result["faces"]
+    assert isinstance(raw, list)
+    candidates = []
+    for face in raw:
+        box: Box = (face["x"], face["y"], face["x"] + face["width"], face["y"] + face["height"])
+        if face.get("embedding") and _matches(box, case.face):
+            candidates.append((iou(box, case.face), str(face["embedding"])))
+    vector = decode_embedding(max(candidates)[1]) if candidates else None
+    return Embedded(case, vector, timed)
+
+
+PAIR_KINDS = ("same photo", "same person, other photo", "different people")
+
+
+@dataclass(frozen=True)
+class Pair:
+    distance: float
+    kind: str  # one of PAIR_KINDS
+    a: IdentityCase
+    b: IdentityCase
+
+    @property
+    def same(self) -> bool:
+        return self.kind != "different people"
+
+
+def pair_kind(a: IdentityCase, b: IdentityCase) -> str:
+    if a.identity != b.identity:
+        return "different people"
+    return "same photo" if a.original == b.original else "same person, other photo"
+
+
+def pairs(faces: Sequence[Embedded]) -> list[Pair]:
+    """Every pair of embedded faces with its Euclidean distance, nearest first."""
+    found = [(f.case, f.vector) for f in faces if f.vector is not None]
+    out = [
+        Pair(float(np.linalg.norm(va - vb)), pair_kind(a, b), a, b)
+        for (a, va), (b, vb) in itertools.combinations(found, 2)
+    ]
+    return sorted(out, key=lambda pair: pair.distance)
+
+
+def pair_scores(all_pairs: Sequence[Pair], threshold: float) -> dict[str, float]:
+    """Taking pairs within ``threshold`` as one person: precision (share of them that are) and
+    recall (share of the same-person pairs taken), and the different-people pairs taken."""
+    taken = [p for p in all_pairs if p.distance <= threshold]
+    right = sum(p.same for p in taken)
+    same = sum(p.same for p in all_pairs)
+    return {
+        "taken": len(taken),
+        "precision": right / len(taken) if taken else 1.0,
+        "recall": right / same if same else 1.0,
+        "wrong": len(taken) - right,
+    }
+
+
+@dataclass(frozen=True)
+class ClusterScore:
+    people: int  # people made
+    identities: int  # true identities among the faces
+    impure: int  # faces in a person that are not of its majority identity
+    mixed: int  # people with faces of more than one identity
+    split: int  # identities whose faces went to more than one person
+
+
+def cluster_score(identities: Sequence[str], people: Sequence[Hashable]) -> ClusterScore:
+    """How ``people`` (one per face) group faces of ``identities`` (one per face)."""
+    members: dict[Hashable, Counter[str]] = {}
+    spread: dict[str, set[Hashable]] = {}
+    for identity, person in zip(identities, people, strict=True):
+        members.setdefault(person, Counter())[identity] += 1
+        spread.setdefault(identity, set()).add(person)
+    return ClusterScore(
+        people=len(members),
+        identities=len(spread),
+        impure=sum(c.total() - max(c.values()) for c in members.values()),
+        mixed=sum(len(c) > 1 for c in members.values()),
+        split=sum(len(p) > 1 for p in spread.values()),
+    )
+
+
+CLUSTER_ORDER_SEED = 6000
+
+
+def clustering_order(faces: Sequence[Embedded]) -> list[Embedded]:
+    """The embedded faces in the fixed order the clustering takes them: shuffled once (a
+    library is not uploaded one person at a time), the same every run."""
+    found = [f for f in faces if f.vector is not None]
+    order = np.random.default_rng(CLUSTER_ORDER_SEED).permutation(len(found))
+    return [found[int(n)] for n in order]
+
+
+def score_clustering(faces: Sequence[Embedded], threshold: float) -> ClusterScore:
+    """The people domain's ``cluster`` run from nothing on ``faces``, in their order, each in
+    a picture of its own."""
+    found = [(f.case, f.vector) for f in faces if f.vector is not None]
+    people = cluster([], [NewFace(image=case.name, embedding=v) for case, v in found], threshold)
+    return cluster_score([case.identity for case, _ in found], people)
 
 
 def ocr_totals(scores: Sequence[OcrScore]) -> dict[str, float]:
