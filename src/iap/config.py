@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         "over by another worker (workers renew it every third of it).",
     )
     face_grouping_distance: float = Field(
-        0.5,
+        0.4,
         gt=0,
         le=2,
         description="Faces closer than this (Euclidean distance of their embeddings) are "
