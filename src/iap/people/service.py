@@ -277,33 +277,38 @@ async def get_owned_person(session: AsyncSession, user: User, person_id: uuid.UU
     return person
 
 
-def _counts() -> Any:
+def _counts(*where: ColumnElement[bool]) -> Any:
+    """Faces and images per person, of the faces ``where`` selects."""
     return (
         select(
             Face.person_id.label("person_id"),
             func.count().label("faces"),
             func.count(func.distinct(Face.image_id)).label("images"),
         )
-        .where(Face.person_id.is_not(None))
+        .where(Face.person_id.is_not(None), *where)
         .group_by(Face.person_id)
         .subquery()
     )
 
 
 async def _covers(session: AsyncSession, person_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Face]:
-    """Each person's most confident face (its thumbnail)."""
+    """Each person's most confident face (its thumbnail), one row read per person."""
     if not person_ids:
         return {}
-    faces = await session.scalars(
-        select(Face)
+    ranked = (
+        select(
+            Face.id,
+            func.row_number()
+            .over(partition_by=Face.person_id, order_by=(Face.confidence.desc(), Face.id))
+            .label("rank"),
+        )
         .where(Face.person_id.in_(person_ids))
-        .order_by(Face.person_id, Face.confidence.desc(), Face.id)
+        .subquery()
     )
-    covers: dict[uuid.UUID, Face] = {}
-    for face in faces:
-        assert face.person_id is not None
-        covers.setdefault(face.person_id, face)
-    return covers
+    faces = await session.scalars(
+        select(Face).join(ranked, ranked.c.id == Face.id).where(ranked.c.rank == 1)
+    )
+    return {face.person_id: face for face in faces if face.person_id is not None}
 
 
 async def list_people(
@@ -318,7 +323,7 @@ async def list_people(
     """The owner's people, those in the most images first (named ones before unnamed among
     equals), a page of ``limit``; hidden ones only when asked for; with ``name``, those whose
     name holds it."""
-    counts = _counts()
+    counts = _counts(Face.user_id == user.id)
     query = (
         select(Person, counts.c.faces, counts.c.images)
         .join(counts, counts.c.person_id == Person.id)
@@ -344,7 +349,7 @@ async def list_people(
 
 
 async def view_person(session: AsyncSession, person: Person) -> PersonView:
-    counts = _counts()
+    counts = _counts(Face.person_id == person.id)
     row = (
         await session.execute(
             select(counts.c.faces, counts.c.images).where(counts.c.person_id == person.id)
