@@ -135,6 +135,13 @@ def test_person_and_face_thumbnails_are_webp_faces(
     alone = client.get(face["thumbnail_url"], headers=owner.headers)
     assert alone.status_code == 200
     assert alone.content == response.content
+    # Asked again with its ETag: not modified (the thumbnail is checked at each use).
+    again = client.get(
+        shown["thumbnail_url"],
+        headers={**owner.headers, "If-None-Match": response.headers["etag"]},
+    )
+    assert again.status_code == 304
+    assert response.headers["cache-control"] == "private, no-cache"
     head = client.head(shown["thumbnail_url"], headers=owner.headers)
     assert head.status_code == 200
     assert head.content == b""
@@ -166,7 +173,14 @@ def test_naming_a_person_makes_their_images_searchable_by_name(
 def test_names_are_checked(client: TestClient, album: tuple[Account, dict[str, str]]) -> None:
     owner, ids = album
     person = person_of(client, owner, ids["biden"])
-    for bad in ({"name": "a\x00b"}, {"name": ""}, {"name": "x" * 101}, {"age": 3}):
+    for bad in (
+        {"name": "a\x00b"},
+        {"name": ""},
+        {"name": "x" * 101},
+        {"age": 3},
+        {"hidden": None},
+        {"hidden": "maybe"},
+    ):
         response = client.patch(f"/people/{person}", headers=owner.headers, json=bad)
         assert response.status_code == 422, bad
         assert "code" in response.json()
@@ -313,12 +327,16 @@ def test_every_route_refuses_another_users_people_and_faces(
         response = client.request(method, url, headers=mallory.headers, json=body)
         assert response.status_code == 403, (method, url, response.text)
         if method != "HEAD":
+            # The error and nothing else: no field of the owner's person or face.
+            assert set(response.json()) == {"detail", "code"}, (method, url)
             assert response.json()["code"] in {
                 "not_person_owner",
                 "not_face_owner",
                 "not_image_owner",
             }, (method, url)
-            assert owner.username not in response.text
+    # Their own person, with the owner's face: the face is refused.
+    response = client.delete(f"/people/{theirs}/faces/{face['id']}", headers=mallory.headers)
+    assert_error(response, 403, "not_face_owner")
     # Their own person, merged into the owner's: refused as well, and nothing moved.
     response = client.post(
         f"/people/{theirs}/merge", headers=mallory.headers, json={"into": person}
@@ -326,8 +344,12 @@ def test_every_route_refuses_another_users_people_and_faces(
     assert_error(response, 403, "not_person_owner")
     assert client.get(f"/people/{person}", headers=owner.headers).json() == before
     assert people(client, mallory)["total"] == 1
-    # Nothing of the owner's in their lists and searches.
+    # Nothing of the owner's in their lists and searches, the owner's names included.
     assert {p["id"] for p in people(client, mallory, include_hidden=True)["data"]} == {theirs}
+    client.patch(f"/people/{person}", headers=owner.headers, json={"name": "Barack"})
+    found = client.get("/image/search", headers=mallory.headers, params={"q": "barack"})
+    assert found.json()["data"] == []
+    assert people(client, mallory, name="barack")["total"] == 0
 
 
 def test_every_route_answers_404_for_unknown_people_and_faces(
@@ -339,6 +361,12 @@ def test_every_route_answers_404_for_unknown_people_and_faces(
     for method, url, body in _routes(unknown, unknown, unknown, person):
         response = client.request(method, url, headers=owner.headers, json=body)
         assert response.status_code == 404, (method, url, response.text)
+        if method != "HEAD":
+            assert response.json()["code"] in {
+                "person_not_found",
+                "face_not_found",
+                "image_not_found",
+            }, (method, url)
     # A known person with an unknown face.
     response = client.delete(f"/people/{person}/faces/{unknown}", headers=owner.headers)
     assert_error(response, 404, "face_not_found")

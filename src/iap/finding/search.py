@@ -170,7 +170,7 @@ async def search(
     images = [image for image, _, _ in found]
     texts = await searchable_texts(session, [image.id for image in images])
     names = {person.id: person.name or "" for person in named}
-    in_image = await images_of_people(session, list(names))
+    in_image = await images_of_people(session, list(names), [image.id for image in images])
     hits = []
     for image, hit_score, _ in found:
         shown = shown_of(image, texts.get(image.id, {}))

@@ -125,7 +125,9 @@ async def update_person(
     """Name a person (`null` forgets the name), or hide one from the people list. Names are
     searched: `GET /image/search?q=<name>` finds the person's images."""
     person = await service.get_owned_person(session, user, person_id)
-    person = await service.update_person(session, person, changes.model_dump(exclude_unset=True))
+    person = await service.update_person(
+        session, user, person, changes.model_dump(exclude_unset=True)
+    )
     return _person_out(await service.view_person(session, person))
 
 
@@ -223,16 +225,19 @@ _THUMBNAIL: dict[str, Any] = {
 
 
 async def _face_thumbnail(request: Request, services: AppServices, face: Face) -> Response:
+    """The face's thumbnail. Browsers ask again each time (``no-cache``) and get a 304 while
+    it is the same face at the same place: a person's cover changes with a merge or a face
+    taken out, and analysing the image again rewrites the files."""
+    etag = f'"{face.id}-{face.position}-{face.width}x{face.height}"'
+    headers = {"Cache-Control": "private, no-cache", "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     key = derivative_key(face.image_id, thumbnail_name(face.position))
     try:
         data = await services.storage.read_all(key)
     except BlobNotFound:
         raise FaceThumbnailMissing() from None
-    headers = {
-        "Cache-Control": "private, max-age=3600",
-        "ETag": f'"{face.id}"',
-        "Content-Length": str(len(data)),
-    }
+    headers["Content-Length"] = str(len(data))
     body = b"" if request.method == "HEAD" else data
     return Response(body, media_type="image/webp", headers=headers)
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from iap.images.schemas import ImageOut
 from iap.people.models import MAX_NAME
@@ -69,7 +69,14 @@ class PersonUpdate(BaseModel):
     )
 
     name: Name | None = None
-    hidden: bool | None = None
+    hidden: bool | None = Field(None, description="true or false (not null).")
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden_is_not_null(cls, value: bool | None) -> bool:
+        if value is None:
+            raise ValueError("hidden is true or false; leave it out to keep it as it is")
+        return value
 
 
 class MergeIn(BaseModel):
