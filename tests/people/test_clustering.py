@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
@@ -14,10 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from iap.auth.models import User
 from iap.config import Settings
 from iap.people import service
 from iap.people.clustering import SAME_PERSON_DISTANCE, KnownFace, NewFace, NewPerson, cluster
+from iap.people.errors import PersonNotFound
 from iap.people.models import Face, Person
+from iap.people.tasks import wait_more
 from iap.services import Services
 from tests.factories import make_account, uploaded, wait_for_analysis
 
@@ -191,3 +195,52 @@ def test_a_run_that_dies_before_committing_changes_nothing(
 
 def test_the_configured_distance_is_the_measured_one() -> None:
     assert Settings(_env_file=None).face_grouping_distance == SAME_PERSON_DISTANCE
+
+
+def test_two_merges_of_the_same_two_people_at_once_leave_one_person(client: TestClient) -> None:
+    user_id = owner_with_waiting_faces(client, [0, 1])
+    run(client, user_id)
+    services = services_of(client)
+
+    async def both() -> list[object]:
+        async with services.sessions() as session:
+            user = await session.get(User, user_id)
+            pair = list(await session.scalars(select(Person).where(Person.user_id == user_id)))
+        assert user is not None
+        assert len(pair) == 2
+
+        async def merge(one: Person, other: Person) -> object:
+            async with services.sessions() as session:
+                try:
+                    person = await service.get_owned_person(session, user, one.id)
+                    return (await service.merge_people(session, user, person, other.id)).id
+                except PersonNotFound as exc:
+                    return exc
+
+        first, second = pair
+        return list(await asyncio.gather(merge(first, second), merge(second, first)))
+
+    results = on_app(client, both)
+    kept = [r for r in results if isinstance(r, uuid.UUID)]
+    assert len(kept) == 1
+    assert sum(isinstance(r, PersonNotFound) for r in results) == 1
+    after = state(client, user_id)
+    assert after["people"] == 1
+    assert [len(group) for group in after["groups"]] == [2]
+
+
+def test_faces_gather_while_they_keep_coming_but_not_for_ever() -> None:
+    now = datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC)
+    delay = timedelta(seconds=2)
+    # The newest arrived 0.5 s ago: wait the 1.5 s left of its delay.
+    fresh = service.Waiting(oldest=now - timedelta(seconds=3), newest=now - timedelta(seconds=0.5))
+    assert wait_more(fresh, now, delay) == timedelta(seconds=1.5)
+    # Quiet for the delay: now.
+    quiet = service.Waiting(oldest=now - timedelta(seconds=4), newest=now - timedelta(seconds=2))
+    assert wait_more(quiet, now, delay) is None
+    # Still coming, but the oldest has waited five delays: now.
+    long = service.Waiting(oldest=now - timedelta(seconds=10), newest=now)
+    assert wait_more(long, now, delay) is None
+    # Still coming, the oldest close to the longest wait: only what is left of it.
+    close = service.Waiting(oldest=now - timedelta(seconds=9.5), newest=now)
+    assert wait_more(close, now, delay) == timedelta(seconds=0.5)

@@ -124,14 +124,14 @@ class AnalysisHandler:
             decode_ms,
             ", ".join(f"{o.analyser}={o.status}({o.duration_ms:.0f} ms)" for o in outcomes),
         )
+        if end is service.RunEnd.REQUEUED:
+            self._requeue(ticket.job_id, ticket.image_id, ticket.user_id)
         if any(o.analyser == "faces" and (o.result or {}).get("count") for o in outcomes):
             # New faces may wait for a person now (clustering finds out, cheaply if not).
             grouping_delay = self.context.settings.face_grouping_delay_ms or None
             self._on_loop(
                 self.context.queue.enqueue(CLUSTER_FACES, [ticket.user_id], delay_ms=grouping_delay)
             )
-        if end is service.RunEnd.REQUEUED:
-            self._requeue(ticket.job_id, ticket.image_id, ticket.user_id)
 
     def failed(self, job_id: str, error: str, final: bool) -> None:
         log.warning(
