@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -66,4 +67,11 @@ class Face(Base):
     __table_args__ = (
         UniqueConstraint("image_id", "position"),
         Index("ix_faces_user_clustered", "user_id", "clustered"),
+        # The faces waiting for grouping, by age: what the reconciler looks for.
+        Index(
+            "ix_faces_waiting",
+            "created_at",
+            postgresql_where=text("NOT clustered"),
+            sqlite_where=text("NOT clustered"),
+        ),
     )

@@ -31,13 +31,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-import dlib
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from iap.analysis.analysers.base import AnalyserResult, DerivedFile, Output
 from iap.analysis.decode import DecodedImage
+
+try:
+    import dlib
+except ImportError:  # no dlib-bin wheel for this platform: the analyser says it is unavailable
+    dlib = None
 
 # Measured on the accuracy set's 610 faces (12 MP and 2 MP scenes, real photos), the score at
 # least 0: a 1024 px copy found 83 % of them, missing most faces under 140 px of a 12 MP
@@ -52,7 +56,7 @@ MIN_SCORE = 0.0
 # Confidence = logistic((score - MIN_SCORE) / SPREAD): a face just at the threshold is 0.5,
 # a clear one (score 1 and up) above 0.9.
 SPREAD = 0.5
-# Landmarks, chips and thumbnails come from the working image, at most this long (2048).
+# Landmarks, chips and thumbnails come from the working image (at most 2048 px long).
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 THUMB_SIZE = 160
@@ -113,8 +117,8 @@ class Face(BaseModel):
         None,
         description=f"The face's {EMBEDDING_SIZE}-number embedding (dlib's ResNet), base64 of "
         "little-endian float32. Photos of one person measured 0.31-0.46 apart (Euclidean "
-        "distance), different people 0.54 and more (0.78 and more in sharp photos); null "
-        f"past the first {MAX_EMBEDDED} faces of a crowd.",
+        "distance); sharp photos of different people 0.78 and more, small blurred faces of "
+        f"different people from 0.37. Null past the first {MAX_EMBEDDED} faces of a crowd.",
     )
     thumbnail: str | None = Field(
         None, description="The face's thumbnail among the image's derivatives (WebP)."
@@ -168,6 +172,8 @@ class FacesAnalyser:
         return self._models_dir if self._models_dir is not None else models_dir()
 
     def unavailable(self) -> str | None:
+        if dlib is None:
+            return "dlib is not installed (the dlib-bin package)"
         directory = self.models
         if directory is None:
             return "the face_recognition_models package is not installed"

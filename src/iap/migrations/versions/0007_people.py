@@ -66,9 +66,17 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_faces_person_id"), "faces", ["person_id"])
     op.create_index("ix_faces_user_clustered", "faces", ["user_id", "clustered"])
+    op.create_index(
+        "ix_faces_waiting",
+        "faces",
+        ["created_at"],
+        postgresql_where=sa.text("NOT clustered"),
+        sqlite_where=sa.text("NOT clustered"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_faces_waiting", table_name="faces")
     op.drop_index("ix_faces_user_clustered", table_name="faces")
     op.drop_index(op.f("ix_faces_person_id"), table_name="faces")
     op.drop_table("faces")
