@@ -11,7 +11,7 @@ from iap.analysis.analysers.faces import thumbnail_name
 from iap.analysis.service import derivative_key
 from iap.auth.deps import SIGNED_IN, SIGNED_IN_CHANGES, CurrentUser
 from iap.deps import AppServices, DbSession
-from iap.errors import error_responses
+from iap.errors import AppError, error_responses
 from iap.finding import words
 from iap.finding.errors import InvalidQuery
 from iap.images.errors import OWNED_IMAGE
@@ -213,15 +213,18 @@ async def image_faces(
     ]
 
 
-_THUMBNAIL: dict[str, Any] = {
-    "response_class": Response,
-    "responses": {
-        200: {
-            "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}},
-            "description": "The face, aligned, with a margin (WebP, 160 px square).",
+def _thumbnail_route(*owned: type[AppError]) -> dict[str, Any]:
+    """A thumbnail route's responses: the WebP, or the errors of its owner check and more."""
+    return {
+        "response_class": Response,
+        "responses": {
+            200: {
+                "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}},
+                "description": "The face, aligned, with a margin (WebP, 160 px square).",
+            },
+            **error_responses(*SIGNED_IN, *owned, FaceThumbnailMissing, StorageUnavailable),
         },
-    },
-}
+    }
 
 
 async def _face_thumbnail(request: Request, services: AppServices, face: Face) -> Response:
@@ -242,13 +245,7 @@ async def _face_thumbnail(request: Request, services: AppServices, face: Face) -
     return Response(body, media_type="image/webp", headers=headers)
 
 
-_PERSON_THUMBNAIL = {
-    **_THUMBNAIL,
-    "responses": {
-        **_THUMBNAIL["responses"],
-        **error_responses(*SIGNED_IN, *OWNED_PERSON, FaceThumbnailMissing, StorageUnavailable),
-    },
-}
+_PERSON_THUMBNAIL = _thumbnail_route(*OWNED_PERSON)
 
 
 @router.get("/people/{person_id}/thumbnail", **_PERSON_THUMBNAIL)
@@ -268,13 +265,7 @@ async def person_thumbnail(
     return await _face_thumbnail(request, services, view.cover)
 
 
-_FACE_THUMBNAIL = {
-    **_THUMBNAIL,
-    "responses": {
-        **_THUMBNAIL["responses"],
-        **error_responses(*SIGNED_IN, *OWNED_FACE, FaceThumbnailMissing, StorageUnavailable),
-    },
-}
+_FACE_THUMBNAIL = _thumbnail_route(*OWNED_FACE)
 
 
 @router.get("/faces/{face_id}/thumbnail", **_FACE_THUMBNAIL)
