@@ -235,6 +235,9 @@ def test_sigkilled_workers_and_restarted_broker_and_cache_lose_no_upload(
         # A killed worker's job is taken over once its lease runs out: short here, so that
         # the many kills of the stream are recovered from within the test's time.
         analysis_lease_seconds=6,
+        # Grouping waits for faces to stop coming, as deployed (the suite at large groups at
+        # once): its deferred messages go through the kills and restarts too.
+        face_grouping_delay_ms=500,
     )
     run = processes(settings)
     server = run.start("serve", port=True)

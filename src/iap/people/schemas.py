@@ -6,7 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from iap.images.schemas import ImageOut
 from iap.people.models import MAX_NAME
@@ -69,7 +76,11 @@ class PersonUpdate(BaseModel):
     )
 
     name: Name | None = None
-    hidden: bool | None = Field(None, description="true or false (not null).")
+    # Absent keeps it; null is refused (the document says boolean, which null is not).
+    hidden: Annotated[
+        bool | None,
+        WithJsonSchema({"type": "boolean", "description": "Hidden from GET /people or not."}),
+    ] = None
 
     @field_validator("hidden")
     @classmethod
