@@ -168,6 +168,9 @@ def test_naming_a_person_makes_their_images_searchable_by_name(
     assert client.get("/image/search", headers=owner.headers, params={"q": "bar*"}).json()["data"]
     assert people(client, owner, name="BARACK")["total"] == 1
     assert people(client, owner, name="joe")["total"] == 0
+    # A name with nothing to look for is refused, as a search is.
+    nothing = client.get("/people", headers=owner.headers, params={"name": "?!"})
+    assert_error(nothing, 422, "invalid_query")
 
 
 def test_names_are_checked(client: TestClient, album: tuple[Account, dict[str, str]]) -> None:
