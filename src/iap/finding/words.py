@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 # Letters and digits; everything else (punctuation, spaces, the underscore) separates words.
@@ -61,6 +61,15 @@ class Term:
 
     def fts5(self) -> str:
         return '"' + " ".join(self.words) + '"' + ("*" if self.prefix else "")
+
+    def begins(self, run: Sequence[str]) -> bool:
+        """Whether the folded words ``run`` begin with this term (the last of its words may
+        go on, for a prefix)."""
+        size = len(self.words)
+        return len(run) >= size and all(
+            seen == wanted or (self.prefix and n == size - 1 and seen.startswith(wanted))
+            for n, (seen, wanted) in enumerate(zip(run[:size], self.words, strict=True))
+        )
 
     def tsquery(self, label: str | None = None) -> str:
         """This term for ``to_tsquery``, in the field group of weight ``label`` (A-D) or in
@@ -113,14 +122,16 @@ class Query:
                 marked.add((start, end))
             for term in self.terms:
                 run = found[at : at + len(term.words)]
-                if len(run) == len(term.words) and all(
-                    seen == wanted or (term.prefix and last and seen.startswith(wanted))
-                    for (seen, _, _), wanted, last in zip(
-                        run, term.words, [False] * (len(run) - 1) + [True], strict=True
-                    )
-                ):
+                if term.begins([seen for seen, _, _ in run]):
                     marked.update((start, end) for _, start, end in run)
         return sorted(marked)
+
+    def held_by(self, text: str) -> bool:
+        """Whether ``text`` holds every term of this query (as ``spans`` finds them)."""
+        have = words(text)
+        return bool(self.terms) and all(
+            any(term.begins(have[at:]) for at in range(len(have))) for term in self.terms
+        )
 
 
 class QueryError(ValueError):

@@ -301,9 +301,12 @@ class PersonView:
     cover: Face | None
 
 
-async def get_owned_person(session: AsyncSession, user: User, person_id: uuid.UUID) -> Person:
-    """The person ``person_id``, if it is ``user``'s (else 404 or 403)."""
-    person = await session.get(Person, person_id)
+async def get_owned_person(
+    session: AsyncSession, user: User, person_id: uuid.UUID, *, reread: bool = False
+) -> Person:
+    """The person ``person_id``, if it is ``user``'s (else 404 or 403); ``reread``: from the
+    database even if the session holds it."""
+    person = await session.get(Person, person_id, populate_existing=reread)
     if person is None:
         raise PersonNotFound()
     if person.user_id != user.id:
@@ -459,25 +462,7 @@ async def people_named(session: AsyncSession, user: User, query: words.Query) ->
     named = await session.scalars(
         select(Person).where(Person.user_id == user.id, Person.name.is_not(None))
     )
-    found = []
-    for person in named:
-        name = person.name or ""
-        have = words.words(name)
-        if query.terms and all(_holds(have, term) for term in query.terms):
-            found.append(person)
-    return found
-
-
-def _holds(have: list[str], term: words.Term) -> bool:
-    size = len(term.words)
-    for at in range(len(have) - size + 1):
-        run = have[at : at + size]
-        if all(
-            seen == wanted or (term.prefix and n == size - 1 and seen.startswith(wanted))
-            for n, (seen, wanted) in enumerate(zip(run, term.words, strict=True))
-        ):
-            return True
-    return False
+    return [person for person in named if query.held_by(person.name or "")]
 
 
 # Changing --------------------------------------------------------------------------------------
@@ -487,12 +472,7 @@ async def _relocked(session: AsyncSession, user: User, person_id: uuid.UUID) -> 
     """The owner's person as it is once the owner's people are locked: a merge, a prune or
     another change may have removed it since it was read."""
     await lock_people(session, user.id)
-    person = await session.get(Person, person_id, populate_existing=True)
-    if person is None:
-        raise PersonNotFound()
-    if person.user_id != user.id:
-        raise NotPersonOwner()
-    return person
+    return await get_owned_person(session, user, person_id, reread=True)
 
 
 async def update_person(
